@@ -44,17 +44,17 @@ def video_metrics(
 
     ``y_true`` holds 0/1 (or "REAL"/"FAKE") per video and ``p_fake`` the probability of FAKE.
     """
-    y, p = _check_inputs(y_true, p_fake, threshold)
+    y, p = labels_and_scores(y_true, p_fake)
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     metrics = _metrics(y, p, threshold)
     for name, values in (groups or {}).items():
         values = list(values)
         if len(values) != len(y):
             raise ValueError(f"group {name!r} has {len(values)} values for {len(y)} videos")
-        keys = [str(v) for v in values]
+        keys = np.array([str(v) for v in values])
         metrics[f"by_{name}"] = {
-            key: _metrics(y[mask], p[mask], threshold)
-            for key in sorted(set(keys))
-            for mask in [np.array([k == key for k in keys])]
+            str(key): _metrics(y[keys == key], p[keys == key], threshold) for key in sorted(set(keys))
         }
     return metrics
 
@@ -64,9 +64,9 @@ def save_metrics(metrics: dict, path: str | os.PathLike) -> Path:
     return atomic_write_text(Path(path), json.dumps(metrics, indent=2, allow_nan=False) + "\n")
 
 
-def _check_inputs(y_true: Sequence, p_fake: Sequence[float], threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    labels = [LABELS.get(v.upper(), v) if isinstance(v, str) else v for v in y_true]
-    y = np.asarray(labels)
+def labels_and_scores(y_true: Sequence, p_fake: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one label (0/1 or "REAL"/"FAKE") and one probability per video, as arrays."""
+    y = np.asarray([LABELS.get(v.upper(), v) if isinstance(v, str) else v for v in y_true])
     p = np.asarray(p_fake, dtype=float)
     if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
         raise ValueError(f"need one label and one score per video, got shapes {y.shape} and {p.shape}")
@@ -78,8 +78,6 @@ def _check_inputs(y_true: Sequence, p_fake: Sequence[float], threshold: float) -
     bad_scores = ~np.isfinite(p) | (p < 0) | (p > 1)
     if bad_scores.any():
         raise ValueError(f"{int(bad_scores.sum())} score(s) are not probabilities in [0, 1], e.g. {p[bad_scores][0]}")
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     return y.astype(int), p
 
 

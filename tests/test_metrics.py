@@ -135,3 +135,8 @@ def test_save_refuses_nan(tmp_path):
     with pytest.raises(ValueError):
         save_metrics({"auc": float("nan")}, tmp_path / "metrics.json")
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_threshold_outside_unit_interval_is_a_clear_error():
+    with pytest.raises(ValueError, match="threshold"):
+        video_metrics(Y, SEPARATED, threshold=50)
