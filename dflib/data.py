@@ -1,0 +1,295 @@
+"""Face-crop clips as tensors for training, validation and prediction.
+
+Training reads the crop files written by ``dflib preprocess``, so no video is decoded per epoch.
+Every random choice for a clip comes from a generator seeded by (seed, epoch, clip index): a clip
+gets the same frames and augmentation whatever the number of DataLoader workers, and a resumed
+run sees exactly the clips an uninterrupted one would have seen.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dflib.config import IMAGENET_MEAN, IMAGENET_STD, LABELS, AugmentConfig, TrainConfig
+from dflib.cropfile import load_clip
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.csv"
+PREPROCESS_CONFIG = "preprocess_config.json"
+SPLITS_FILE = "splits.csv"
+_MANIFEST_COLUMNS = ("filename", "label", "status", "output")
+_MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
+_STD = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(1, 3, 1, 1)
+_LUMA = np.float32([0.299, 0.587, 0.114])
+
+
+def clip_to_tensor(crops: np.ndarray, size: int) -> torch.Tensor:
+    """(T,H,W,3) uint8 RGB -> (T,3,size,size) float32, ImageNet-normalised with RGB statistics.
+
+    Training and prediction both call this, so a video is preprocessed the same way in both.
+    """
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[-1] != 3:
+        raise ValueError(f"expected crops of shape (T,H,W,3), got {crops.shape}")
+    if crops.shape[1:3] != (size, size):
+        shrinking = crops.shape[1] > size
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        crops = np.stack([cv2.resize(frame, (size, size), interpolation=interpolation) for frame in crops])
+    frames = crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    return torch.from_numpy((frames - _MEAN) / _STD)
+
+
+def choose_frames(n_available: int, frames: int, mode: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices of the ``frames`` crops to use, in time order.
+
+    "uniform" spreads them evenly from the first crop to the last (deterministic, for evaluation);
+    "random_window" takes a random run of consecutive crops (training). A clip shorter than
+    ``frames`` is stretched: every crop is used, in order, and crops are repeated at even
+    intervals (``round(linspace(0, n-1, frames))``), the same in both modes.
+    """
+    if n_available < 1:
+        raise ValueError("a clip needs at least one frame")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if mode == "random_window":
+        if n_available <= frames:
+            return choose_frames(n_available, frames, "uniform")
+        if rng is None:
+            raise ValueError("random_window needs a random generator")
+        start = int(rng.integers(0, n_available - frames + 1))
+        return np.arange(start, start + frames)
+    if mode == "uniform":
+        return np.rint(np.linspace(0, n_available - 1, frames)).astype(np.int64)
+    raise ValueError(f"unknown frame sampling {mode!r}: use 'uniform' or 'random_window'")
+
+
+class ClipAugment:
+    """Augmentations drawn once per clip and applied identically to every frame.
+
+    Per-frame draws would make the frames flicker, which is itself a temporal artefact the
+    LSTM could learn as a "fake" cue.
+    """
+
+    def __init__(self, config: AugmentConfig, rng: np.random.Generator):
+        self.config = config
+        self.rng = rng
+
+    def draw(self) -> dict:
+        cfg, rng = self.config, self.rng
+        jitter = cfg.color_jitter
+        return {
+            "hflip": bool(rng.random() < cfg.hflip),
+            "brightness": float(rng.uniform(1 - jitter, 1 + jitter)),
+            "contrast": float(rng.uniform(1 - jitter, 1 + jitter)),
+            "saturation": float(rng.uniform(1 - jitter, 1 + jitter)),
+            "scale": float(rng.uniform(1 - cfg.scale_shift, 1 + cfg.scale_shift)),
+            "shift": rng.uniform(-cfg.scale_shift, cfg.scale_shift, size=2).tolist(),
+            "blur_sigma": float(rng.uniform(0.3, 1.5)) if rng.random() < cfg.blur_prob else 0.0,
+            "jpeg_quality": int(rng.integers(cfg.jpeg_quality_min, 96)) if rng.random() < cfg.jpeg_prob else 0,
+        }
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        if not self.config.enabled:
+            return crops
+        return self.apply(crops, self.draw())
+
+    @staticmethod
+    def apply(crops: np.ndarray, params: dict) -> np.ndarray:
+        """Apply one clip's parameters to all its (T,H,W,3) uint8 RGB frames."""
+        out = crops[:, :, ::-1] if params["hflip"] else crops
+        height, width = out.shape[1:3]
+        scale, (shift_x, shift_y) = params["scale"], params["shift"]
+        if scale != 1.0 or shift_x or shift_y:
+            matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0.0, scale)
+            matrix[:, 2] += (shift_x * width, shift_y * height)
+            out = np.stack([cv2.warpAffine(f, matrix, (width, height), borderMode=cv2.BORDER_REFLECT_101) for f in out])
+        out = out.astype(np.float32) * params["brightness"]
+        # One mean for the whole clip, so contrast changes every frame the same way.
+        mean = float((out @ _LUMA).mean())
+        out = (out - mean) * params["contrast"] + mean
+        gray = (out @ _LUMA)[..., None]
+        out = (out - gray) * params["saturation"] + gray
+        out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        if params["blur_sigma"] > 0:
+            out = np.stack([cv2.GaussianBlur(f, (0, 0), params["blur_sigma"]) for f in out])
+        if params["jpeg_quality"]:
+            out = np.stack([_jpeg(f, params["jpeg_quality"]) for f in out])
+        return np.ascontiguousarray(out)
+
+
+def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
+    # JPEG subsamples chroma, so it must see the channel order it expects (BGR for OpenCV).
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class ClipRow:
+    """One usable crop file of the manifest; ``output`` is relative to the data folder."""
+
+    filename: str
+    label: str
+    output: str
+    group: str = ""
+    source: str = ""
+    split: str = ""
+    track: str = ""
+
+
+def read_manifest(data_dir: str | os.PathLike) -> list[ClipRow]:
+    """Rows that preprocessing finished (status ok) and that carry a REAL/FAKE label."""
+    data_dir = Path(data_dir)
+    path = data_dir / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{data_dir}: no {MANIFEST} in this folder; run `dflib preprocess` on your videos first "
+            "and point training at its output folder"
+        )
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in _MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; is it a dflib preprocess manifest?")
+        rows, unlabeled = [], 0
+        for record in reader:
+            if record["status"] != "ok":
+                continue
+            label = (record["label"] or "").strip().upper()
+            if label not in LABELS:
+                unlabeled += 1
+                continue
+            rows.append(
+                ClipRow(
+                    filename=record["filename"],
+                    label=label,
+                    output=record["output"],
+                    group=record.get("group") or "",
+                    source=record.get("source") or "",
+                    split=record.get("split") or "",
+                    track=record.get("track") or "",
+                )
+            )
+    if unlabeled:
+        log.warning("%s: %d ok row(s) without a REAL/FAKE label are not used for training", path, unlabeled)
+    if not rows:
+        raise ValueError(f"{path}: no preprocessed video with status ok and a REAL/FAKE label")
+    return rows
+
+
+def make_splits(rows: list[ClipRow], cfg: TrainConfig, run_dir: str | os.PathLike) -> dict[str, str]:
+    """filename -> train/val/test, saved in ``run_dir``; an existing splits file is reused.
+
+    Reusing it is what keeps a resumed run on the same videos: re-splitting after new videos were
+    preprocessed would move videos between train and validation.
+    """
+    from dflib.labels import LabelRow
+    from dflib.splits import assign_splits, load_splits, save_splits
+
+    path = Path(run_dir) / SPLITS_FILE
+    if path.is_file():
+        splits = load_splits(path)
+        new = sorted({row.filename for row in rows} - set(splits))
+        if new:
+            log.warning("%s: %d video(s) not in the saved splits are left out, e.g. %s", path, len(new), new[0])
+        return splits
+    label_rows = [LabelRow(r.filename, r.label, group=r.group, source=r.source, split=r.split) for r in rows]
+    unique = list({row.filename: row for row in label_rows}.values())
+    splits = assign_splits(unique, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    save_splits(splits, path)
+    return splits
+
+
+def class_weights(rows: list[ClipRow]) -> torch.Tensor:
+    """[REAL, FAKE] inverse-frequency weights (mean 1), so a skewed label file (often 85% FAKE)
+    does not teach the model to answer FAKE always."""
+    from dflib.labels import LabelRow
+    from dflib.splits import class_balance
+
+    weights = class_balance([LabelRow(row.filename, row.label) for row in rows])["weights"]
+    return torch.tensor([weights["REAL"], weights["FAKE"]], dtype=torch.float32)
+
+
+class VideoClipDataset(Dataset):
+    """(frames (T,3,H,W) float32, label 0=REAL/1=FAKE, index) for each manifest row.
+
+    ``rows`` are manifest rows, or filenames to look up in the data folder's manifest.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        rows: list[ClipRow] | list[str],
+        frames: int,
+        size: int,
+        train: bool,
+        augment: AugmentConfig | None = None,
+        pseudo_fakes: float = 0.0,
+        seed: int = 0,
+        sampling: str = "random_window",
+    ):
+        self.data_dir = Path(data_dir)
+        self.rows = list(rows)
+        if any(isinstance(row, str) for row in self.rows):
+            wanted = set(self.rows)
+            self.rows = [row for row in read_manifest(self.data_dir) if row.filename in wanted]
+            missing = wanted - {row.filename for row in self.rows}
+            if missing:
+                raise ValueError(
+                    f"{self.data_dir / MANIFEST}: {len(missing)} video(s) not usable for training "
+                    f"(absent, not ok or unlabeled), e.g. {sorted(missing)[0]}"
+                )
+        self.frames = frames
+        self.size = size
+        self.train = train
+        self.augment = augment if augment is not None else AugmentConfig(enabled=False)
+        self.pseudo_fakes = pseudo_fakes
+        self.seed = seed
+        self.sampling = sampling if train else "uniform"
+        self.epoch = 0
+        self._make_pseudo_fake = None
+        if pseudo_fakes and train:
+            from dflib.pseudofake import make_pseudo_fake
+
+            self._make_pseudo_fake = make_pseudo_fake
+
+    def set_epoch(self, epoch: int) -> None:
+        """New random draws each epoch; call before iterating (workers get a fresh copy each epoch)."""
+        self.epoch = epoch
+
+    @property
+    def labels(self) -> list[int]:
+        return [LABELS[row.label] for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        row = self.rows[index]
+        path = self.data_dir / row.output
+        try:
+            clip = load_clip(path)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{path}: crop file of {row.filename} is missing ({error})") from error
+        except ValueError as error:
+            raise ValueError(f"crop file of {row.filename}: {error}") from error
+        label = LABELS[row.label]
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
+        chosen = choose_frames(len(clip), self.frames, self.sampling, rng)
+        crops = clip.crops[chosen]
+        if self.train:
+            if self._make_pseudo_fake and label == LABELS["REAL"] and rng.random() < self.pseudo_fakes:
+                crops, _, _ = self._make_pseudo_fake(crops, clip.landmarks[chosen], rng)
+                label = LABELS["FAKE"]
+            crops = ClipAugment(self.augment, rng)(crops)
+        return clip_to_tensor(crops, self.size), label, index

@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+import torch
+
+from dflib.config import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, TrainConfig
+from dflib.cropfile import load_clip
+from dflib.data import (
+    ClipAugment,
+    VideoClipDataset,
+    choose_frames,
+    class_weights,
+    clip_to_tensor,
+    make_splits,
+    read_manifest,
+)
+from synthetic_clips import make_data_dir
+
+ALL_ON = AugmentConfig(hflip=0.5, color_jitter=0.3, jpeg_prob=0.5, blur_prob=0.5, scale_shift=0.1)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_data_dir(tmp_path_factory.mktemp("data"), n_real=4, n_fake=4, frames=6, size=32)
+
+
+def test_pure_red_normalises_with_rgb_statistics():
+    red = np.zeros((2, 16, 16, 3), np.uint8)
+    red[..., 0] = 255
+    tensor = clip_to_tensor(red, 16)
+    assert tensor.shape == (2, 3, 16, 16) and tensor.dtype == torch.float32
+    expected = [(1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], -IMAGENET_MEAN[1] / IMAGENET_STD[1], -IMAGENET_MEAN[2] / IMAGENET_STD[2]]
+    assert torch.allclose(tensor.mean(dim=(0, 2, 3)), torch.tensor(expected), atol=1e-5)
+    assert torch.allclose(clip_to_tensor(red, 8).mean(dim=(0, 2, 3)), torch.tensor(expected), atol=1e-5)
+
+
+def test_uniform_frames_span_the_whole_clip():
+    chosen = choose_frames(100, 20, "uniform")
+    assert len(chosen) == 20 and chosen[0] == 0 and chosen[-1] == 99
+    assert np.all(np.diff(chosen) > 0)
+    assert np.array_equal(chosen, choose_frames(100, 20, "uniform"))
+
+
+def test_short_clip_is_stretched_in_order_not_an_error():
+    for mode in ("uniform", "random_window"):
+        chosen = choose_frames(3, 8, mode, np.random.default_rng(0))
+        assert len(chosen) == 8
+        assert set(chosen.tolist()) == {0, 1, 2} and np.all(np.diff(chosen) >= 0)
+    with pytest.raises(ValueError):
+        choose_frames(0, 4, "uniform")
+    with pytest.raises(ValueError, match="unknown frame sampling"):
+        choose_frames(10, 4, "first")
+
+
+def test_random_window_is_contiguous_and_varies():
+    starts = set()
+    for seed in range(20):
+        chosen = choose_frames(30, 5, "random_window", np.random.default_rng(seed))
+        assert np.array_equal(chosen, np.arange(chosen[0], chosen[0] + 5)) and chosen[-1] < 30
+        starts.add(int(chosen[0]))
+    assert len(starts) > 3
+
+
+def test_augmentation_is_the_same_on_every_frame():
+    frame = np.random.default_rng(1).integers(0, 255, size=(24, 24, 3), dtype=np.uint8)
+    clip = np.repeat(frame[None], 5, axis=0)
+    changed = 0
+    for seed in range(12):
+        out = ClipAugment(ALL_ON, np.random.default_rng(seed))(clip)
+        assert out.shape == clip.shape and out.dtype == np.uint8
+        assert all(np.array_equal(out[0], other) for other in out[1:])
+        changed += not np.array_equal(out, clip)
+    assert changed == 12
+
+
+def test_flip_applies_to_all_frames():
+    clip = np.random.default_rng(2).integers(0, 255, size=(4, 16, 16, 3), dtype=np.uint8)
+    only_flip = AugmentConfig(hflip=1.0, color_jitter=0.0, jpeg_prob=0.0, blur_prob=0.0, scale_shift=0.0)
+    out = ClipAugment(only_flip, np.random.default_rng(0))(clip)
+    assert np.array_equal(out, clip[:, :, ::-1])
+    assert ClipAugment(AugmentConfig(enabled=False), np.random.default_rng(0))(clip) is clip
+
+
+def test_read_manifest_keeps_ok_labelled_rows(data_dir, tmp_path):
+    rows = read_manifest(data_dir)
+    assert len(rows) == 8
+    assert {row.label for row in rows} == {"REAL", "FAKE"}
+    assert all(row.group.startswith("person") and row.source == "synthetic" for row in rows)
+    with pytest.raises(FileNotFoundError, match="dflib preprocess") as error:
+        read_manifest(tmp_path)
+    assert str(tmp_path) in str(error.value)
+
+
+def test_evaluation_is_deterministic_and_training_varies(data_dir):
+    rows = read_manifest(data_dir)
+    evaluation = VideoClipDataset(data_dir, rows, frames=4, size=32, train=False, augment=ALL_ON)
+    x, label, index = evaluation[1]
+    assert x.shape == (4, 3, 32, 32) and index == 1 and label == (rows[1].label == "FAKE")
+    evaluation.set_epoch(5)
+    assert torch.equal(evaluation[1][0], x)
+    # Evaluation uses the uniform frames, untouched.
+    crops = load_clip(data_dir / rows[1].output).crops
+    assert torch.equal(x, clip_to_tensor(crops[choose_frames(6, 4, "uniform")], 32))
+
+    training = VideoClipDataset(data_dir, rows, frames=4, size=32, train=True, augment=ALL_ON, seed=3)
+    again = VideoClipDataset(data_dir, rows, frames=4, size=32, train=True, augment=ALL_ON, seed=3)
+    assert torch.equal(training[2][0], again[2][0])  # what a worker draws depends on (seed, epoch, index) only
+    draws = set()
+    for epoch in range(4):
+        training.set_epoch(epoch)
+        draws.add(training[2][0].numpy().tobytes())
+    assert len(draws) > 1
+
+
+def test_dataset_accepts_filenames_and_names_a_broken_crop_file(data_dir, tmp_path):
+    rows = read_manifest(data_dir)
+    by_name = VideoClipDataset(data_dir, [rows[0].filename], frames=4, size=32, train=False)
+    assert by_name.rows == [rows[0]]
+    with pytest.raises(ValueError, match="not usable"):
+        VideoClipDataset(data_dir, ["nowhere.mp4"], frames=4, size=32, train=False)
+    broken = tmp_path / "broken"
+    make_data_dir(broken, n_real=1, n_fake=1)
+    (broken / read_manifest(broken)[0].output).write_bytes(b"not a crop file")
+    dataset = VideoClipDataset(broken, read_manifest(broken), frames=4, size=32, train=False)
+    with pytest.raises(ValueError, match="real_000.mp4"):
+        dataset[0]
+
+
+def test_pseudo_fakes_turn_real_clips_into_fakes(data_dir):
+    rows = read_manifest(data_dir)
+    plain = VideoClipDataset(data_dir, rows, frames=4, size=32, train=True, augment=AugmentConfig(enabled=False))
+    pseudo = VideoClipDataset(
+        data_dir, rows, frames=4, size=32, train=True, augment=AugmentConfig(enabled=False), pseudo_fakes=1.0
+    )
+    for index, row in enumerate(rows):
+        x, label, _ = pseudo[index]
+        if row.label == "REAL":
+            assert label == 1 and not torch.equal(x, plain[index][0])
+        else:
+            assert label == 1 and torch.equal(x, plain[index][0])
+
+
+def test_splits_are_saved_and_reused(data_dir, tmp_path):
+    rows = read_manifest(data_dir)
+    cfg = TrainConfig(val_fraction=0.25, test_fraction=0.25, seed=1)
+    first = make_splits(rows, cfg, tmp_path)
+    assert (tmp_path / "splits.csv").is_file()
+    assert set(first) == {row.filename for row in rows} and set(first.values()) == {"train", "val", "test"}
+    assert make_splits(rows, TrainConfig(val_fraction=0.5, seed=99), tmp_path) == first
+
+
+def test_class_weights_follow_the_imbalance(tmp_path):
+    rows = read_manifest(make_data_dir(tmp_path, n_real=3, n_fake=17, extra_rows=False))
+    weights = class_weights(rows)
+    assert weights[0] / weights[1] == pytest.approx(17 / 3)
+    assert float(weights.mean()) == pytest.approx(1.0)
