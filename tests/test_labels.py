@@ -86,6 +86,9 @@ def test_csv_conflicting_duplicate_names_both_lines(tmp_path):
     path = write(tmp_path / "labels.csv", "a.mp4,FAKE\nb.mp4,REAL\n./a.mp4,REAL\n")
     with pytest.raises(LabelError, match=r"line 3: a\.mp4 has label 'REAL' here but 'FAKE' on line 1"):
         read_labels(path)
+    path = write(tmp_path / "split.csv", "filename,label,split\na.mp4,FAKE,train\na.mp4,FAKE,test\n")
+    with pytest.raises(LabelError, match=r"line 3: a\.mp4 has split 'test' here but 'train' on line 2"):
+        read_labels(path)
 
 
 def test_csv_exact_duplicates_are_kept_once_with_a_warning(tmp_path):
