@@ -1,0 +1,321 @@
+"""Tests of the detector, aimed first at the flaws of the design it replaces."""
+import copy
+import sys
+import urllib.error
+
+import pytest
+import torch
+from torch import nn
+from torchvision import models as tvm
+
+from dflib.config import ModelConfig
+from dflib.models import VideoClassifier, create_model, list_models, model_from_config
+
+SMALL = ["resnet18_lstm", "mobilenet_v3_small_lstm", "mobilenet_v3_large_lstm", "efficientnet_b0_lstm"]
+FEATURE_DIMS = {
+    "resnext50_lstm": 2048,
+    "resnet18_lstm": 512,
+    "mobilenet_v3_small_lstm": 576,
+    "mobilenet_v3_large_lstm": 960,
+    "efficientnet_b0_lstm": 1280,
+}
+RESNET18_FILE = tvm.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    torch.manual_seed(0)
+
+
+def tiny(name="resnet18_lstm", **overrides) -> VideoClassifier:
+    options = {"hidden_size": 16, "dropout": 0.0, **overrides}
+    return create_model(name, **options)
+
+
+def clips(batch=2, time=3, size=32):
+    return torch.randn(batch, time, 3, size, size)
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """An empty torch hub dir, no Colab, and any download attempt fails the test."""
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    return hub
+
+
+def torchvision_resnet18_state(drop_batch_counters=False) -> dict:
+    state = tvm.resnet18(weights=None).state_dict()
+    if drop_batch_counters:  # as in torchvision's published files
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    return state
+
+
+def assert_trunk_equals(model: VideoClassifier, state: dict) -> None:
+    for key, value in model.trunk.state_dict().items():
+        if key in state:
+            assert torch.equal(value, state[key]), key
+
+
+# --- the original design's flaws ---------------------------------------------------------------
+
+
+def test_video_logits_do_not_depend_on_batch_mates():
+    model = tiny().eval()
+    x = clips(batch=3)
+    changed = x.clone()
+    changed[2] = torch.randn_like(changed[2])
+    with torch.no_grad():
+        together, with_other, alone = model(x), model(changed), model(x[:1])
+    torch.testing.assert_close(together[:2], with_other[:2], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(together[:1], alone, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(together[2], with_other[2])
+
+
+def test_lstm_has_bias_and_is_batch_first():
+    model = tiny(num_layers=2, bidirectional=True)
+    lstm = model.lstm
+    assert lstm.batch_first and lstm.bias
+    assert lstm.input_size == model.feature_dim == 512
+    assert (lstm.hidden_size, lstm.num_layers, lstm.bidirectional) == (16, 2, True)
+    names = {name for name, _ in lstm.named_parameters()}
+    assert {"bias_ih_l0", "bias_hh_l0", "bias_ih_l1_reverse"} <= names
+    assert model.head.in_features == 32
+
+
+def test_lstm_recurs_over_the_frames_of_each_video():
+    model = tiny().eval()
+    x = clips(batch=2, time=4)
+    with torch.no_grad():
+        features = model.frame_features(x)
+        outputs, _ = model.lstm(features)
+        cell = nn.LSTMCell(model.feature_dim, 16)
+        cell.load_state_dict({k[: -len("_l0")]: v for k, v in model.lstm.state_dict().items()})
+        h = c = torch.zeros(2, 16)
+        for t in range(4):
+            h, c = cell(features[:, t], (h, c))
+            torch.testing.assert_close(outputs[:, t], h, atol=1e-5, rtol=1e-4)
+
+        batch_major = nn.LSTM(model.feature_dim, 16)  # the original: positional args, no batch_first
+        batch_major.load_state_dict(model.lstm.state_dict())
+        wrong = model.head(model.readout(batch_major(features)[0]))
+    assert not torch.allclose(wrong, model(x), atol=1e-4)
+
+
+def test_output_depends_on_frame_order():
+    model = tiny().eval()
+    x = clips(batch=2, time=4)
+    with torch.no_grad():
+        forward, reversed_frames = model(x), model(x.flip(1))
+        # The original design averaged a batch-major LSTM over frames: blind to their order.
+        features = model.frame_features(x)
+        batch_major = nn.LSTM(model.feature_dim, 16)
+        flawed = [batch_major(f)[0].mean(dim=1) for f in (features, features.flip(1))]
+    torch.testing.assert_close(flawed[0], flawed[1])
+    assert not torch.allclose(forward, reversed_frames, atol=1e-4)
+
+
+def test_train_and_eval_share_one_readout_and_head():
+    model = tiny()
+    x = clips()
+    calls = []
+    shared_readout = model.readout
+    model.readout = lambda outputs: calls.append(model.training) or shared_readout(outputs)
+
+    model.eval()
+    with torch.no_grad():
+        eval_logits = model(x)
+    model.train()
+    freeze_batchnorm(model)
+    with torch.no_grad():
+        train_logits = model(x)
+    assert calls == [False, True]
+    torch.testing.assert_close(train_logits, eval_logits)
+    linears = [m for name, m in model.named_modules() if isinstance(m, nn.Linear) and not name.startswith("trunk")]
+    assert linears == [model.head]
+
+
+def test_dropout_acts_on_features_not_logits():
+    model = tiny(dropout=0.5).train()
+    freeze_batchnorm(model)
+    seen = {}
+    model.head.register_forward_hook(lambda module, inputs, output: seen.update(features=inputs[0], logits=output))
+    logits = model(clips(batch=4))
+    assert (seen["features"] == 0).any()  # dropped before the linear layer
+    assert torch.equal(logits, seen["logits"])  # nothing acts after it
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("readout", ["mean", "last"])
+def test_sequence_logits_agree_with_forward(readout, bidirectional):
+    model = tiny(readout=readout, bidirectional=bidirectional).eval()
+    x = clips(time=4)
+    with torch.no_grad():
+        per_frame, video = model.sequence_logits(x), model(x)
+    assert per_frame.shape == (2, 4, 2)
+    expected = per_frame.mean(dim=1) if readout == "mean" else per_frame[:, -1]
+    torch.testing.assert_close(video, expected, atol=1e-5, rtol=1e-4)
+
+
+# --- registry and configuration ------------------------------------------------------------------
+
+
+def test_registry_lists_all_models_and_names_them_on_error():
+    assert set(list_models()) == set(FEATURE_DIMS)
+    with pytest.raises(ValueError) as error:
+        create_model("resnet19_lstm")
+    assert all(name in str(error.value) for name in FEATURE_DIMS)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [({"hiden_size": 8}, "hiden_size"), ({"readout": "max"}, "readout"), ({"dropout": 1.0}, "dropout")],
+)
+def test_bad_options_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        create_model("resnet18_lstm", **overrides)
+
+
+def test_model_from_config_keeps_a_copy_of_its_config():
+    cfg = ModelConfig(name="mobilenet_v3_small_lstm", hidden_size=8, readout="last", pretrained="none")
+    model = model_from_config(cfg)
+    cfg.readout = "mean"
+    assert model.config == ModelConfig(name="mobilenet_v3_small_lstm", hidden_size=8, readout="last", pretrained="none")
+    assert model.trunk_weights == "random"
+
+
+def test_rejects_frames_that_are_not_a_float_video_batch():
+    model = tiny().eval()
+    with pytest.raises(ValueError, match="batch, time, 3"):
+        model(torch.randn(3, 3, 32, 32))
+    with pytest.raises(ValueError, match="uint8"):
+        model(torch.zeros(1, 2, 3, 32, 32, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_backbones_forward_backward_and_cam_layer(name):
+    model = tiny(name).train()
+    x = clips(batch=2, time=3)
+    cam = {}
+
+    def keep_maps(module, inputs, output):
+        output.retain_grad()
+        cam["maps"] = output
+
+    assert model.frame_features(x).shape == (2, 3, FEATURE_DIMS[name])
+    model.cam_target_layer.register_forward_hook(keep_maps)
+    logits = model(x)
+    assert logits.shape == (2, 2)
+    logits[:, 1].sum().backward()
+    maps = cam["maps"]
+    assert maps.ndim == 4 and maps.shape[:2] == (6, FEATURE_DIMS[name])
+    assert maps.grad is not None and maps.grad.abs().sum() > 0
+    for param in (next(model.trunk.parameters()), model.lstm.weight_ih_l0, model.head.weight):
+        assert param.grad is not None and param.grad.abs().sum() > 0
+    assert not any(key.startswith("cam") for key in model.state_dict())
+
+
+def test_default_model_is_resnext50_with_the_config_defaults():
+    model = create_model()
+    assert model.config == ModelConfig(pretrained="none")
+    assert model.feature_dim == 2048 and model.lstm.hidden_size == ModelConfig().hidden_size
+    assert isinstance(model.cam_target_layer, tvm.resnet.Bottleneck)
+    with torch.no_grad():
+        assert model.eval()(clips(batch=1, time=2)).shape == (1, 2)
+
+
+def test_channels_last_frames_follow_the_model():
+    model = tiny().eval()
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    layouts = []
+    fast.trunk.register_forward_pre_hook(
+        lambda module, inputs: layouts.append(inputs[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    x = clips()
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), atol=1e-5, rtol=1e-4)
+    assert layouts == [True]
+
+
+# --- pretrained weights ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("drop_batch_counters", [False, True])
+def test_loads_a_local_torchvision_state_dict(tmp_path, drop_batch_counters):
+    state = torchvision_resnet18_state(drop_batch_counters)
+    path = tmp_path / "resnet18.pth"
+    torch.save(state, path)
+    model = model_from_config(ModelConfig(name="resnet18_lstm", hidden_size=8, pretrained=str(path)))
+    assert_trunk_equals(model, state)
+    assert model.trunk_weights == f"file:{path}"
+
+
+def test_a_weights_file_that_does_not_fit_names_the_file_and_the_keys(tmp_path):
+    foreign = tmp_path / "mobilenet.pth"
+    torch.save(tvm.mobilenet_v3_small(weights=None).state_dict(), foreign)
+    with pytest.raises(ValueError, match=r"mobilenet\.pth does not fit the resnet18_lstm trunk.*missing: conv1"):
+        create_model("resnet18_lstm", pretrained=str(foreign))
+
+    state = torchvision_resnet18_state()
+    state["conv1.weight"] = torch.zeros(64, 3, 3, 3)
+    reshaped = tmp_path / "reshaped.pth"
+    torch.save(state, reshaped)
+    with pytest.raises(ValueError, match=r"reshaped\.pth.*wrong shape: conv1\.weight"):
+        create_model("resnet18_lstm", pretrained=str(reshaped))
+
+
+def test_unreadable_or_missing_weights_file_names_it(tmp_path):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pth"):
+        create_model("resnet18_lstm", pretrained=str(garbage))
+    with pytest.raises(FileNotFoundError, match="absent.pth"):
+        create_model("resnet18_lstm", pretrained=str(tmp_path / "absent.pth"))
+
+
+def test_auto_offline_warns_and_uses_random_init(offline):
+    with pytest.warns(UserWarning, match=r"not available offline.*random init.*--weights PATH"):
+        model = create_model("resnet18_lstm", pretrained="auto", hidden_size=8)
+    assert model.trunk_weights == "random"
+    assert not offline.exists()
+
+
+def test_auto_uses_weights_already_in_the_hub_cache(offline, recwarn):
+    state = torchvision_resnet18_state(drop_batch_counters=True)
+    (offline / "checkpoints").mkdir(parents=True)
+    torch.save(state, offline / "checkpoints" / RESNET18_FILE)
+    model = create_model("resnet18_lstm", pretrained="auto", hidden_size=8)
+    assert_trunk_equals(model, state)
+    assert model.trunk_weights.startswith("imagenet:")
+    assert not recwarn.list
+
+
+def test_auto_in_colab_downloads_and_survives_no_network(offline, monkeypatch):
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-test")
+    state = torchvision_resnet18_state()
+    requested = []
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda url, **kw: requested.append(url) or state)
+    model = create_model("resnet18_lstm", pretrained="auto", hidden_size=8)
+    assert requested == [tvm.ResNet18_Weights.IMAGENET1K_V1.url]
+    assert_trunk_equals(model, state)
+
+    def no_network(url, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    with pytest.warns(UserWarning, match="download failed.*random init"):
+        assert create_model("resnet18_lstm", pretrained="auto", hidden_size=8).trunk_weights == "random"
