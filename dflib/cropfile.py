@@ -65,3 +65,15 @@ def load_clip(path: str | os.PathLike) -> FaceClip:
     if clip.crops.ndim != 4 or clip.crops.shape[-1] != 3 or len(clip.frame_indices) != len(clip.crops):
         raise ValueError(f"{path}: crop file has inconsistent shapes {clip.crops.shape}")
     return clip
+
+
+def contact_sheet(crops: np.ndarray, columns: int = 10, gap: int = 2) -> np.ndarray:
+    """All crops of a clip tiled into one RGB image, for a quick look at what was kept."""
+    count, size = len(crops), crops.shape[1]
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    sheet = np.full((rows * (size + gap) + gap, columns * (size + gap) + gap, 3), 255, dtype=np.uint8)
+    for i, crop in enumerate(crops):
+        top, left = gap + (i // columns) * (size + gap), gap + (i % columns) * (size + gap)
+        sheet[top:top + size, left:left + size] = crop
+    return sheet

@@ -65,7 +65,8 @@ def _build_index(container, path: Path) -> _Index:
     entries = []
     try:
         for packet in container.demux(stream):
-            if packet.size == 0 or packet.pts is None:
+            # Discarded packets are pre-roll frames before an edit list's start: never shown.
+            if packet.size == 0 or packet.pts is None or packet.is_discard:
                 continue
             entries.append((packet.pts, packet.is_keyframe))
     except av.FFmpegError as error:
@@ -76,13 +77,13 @@ def _build_index(container, path: Path) -> _Index:
     if not entries:
         raise VideoError(f"{path}: video stream has no frames")
     pts = [p for p, _ in entries]
-    keyframes = [i for i, (_, key) in enumerate(entries) if key] or [0]
+    keyframes = sorted({0} | {i for i, (_, key) in enumerate(entries) if key})
     return _Index(pts=pts, keyframes=keyframes)
 
 
 def _to_rgb(frame) -> np.ndarray:
     """RGB uint8, turned upright according to the display-matrix rotation (phone videos)."""
-    image = frame.to_ndarray(format="rgb24")
+    image = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
     turns = (int(round(frame.rotation or 0)) % 360) // 90
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 

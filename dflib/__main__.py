@@ -1,0 +1,5 @@
+import sys
+
+from dflib.cli import main
+
+sys.exit(main())

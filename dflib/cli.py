@@ -1,0 +1,180 @@
+"""``dflib`` / ``python -m dflib``: one subcommand per stage.
+
+Options are generated from the stage's config dataclass, so the CLI, the notebook widgets and
+checkpoints share one definition and one set of defaults. Heavy modules are imported only by
+the subcommand that needs them, so ``--help`` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from dataclasses import fields
+from typing import Any
+
+from dflib import __version__
+from dflib.config import PredictConfig, PreprocessConfig, TrainConfig, from_dict, to_dict
+
+# Short spellings for options people type often.
+ALIASES = {"model.name": ["--model"], "model.pretrained": ["--weights"]}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config: Any, skip: tuple[str, ...] = (),
+                         prefix: str = "") -> None:
+    """One ``--option`` per config field (nested configs: ``--model-hidden-size``)."""
+    group = parser.add_argument_group(f"{type(config).__name__} options" if not prefix else f"{prefix} options")
+    for item in fields(config):
+        name = f"{prefix}.{item.name}" if prefix else item.name
+        if name in skip:
+            continue
+        default = getattr(config, item.name)
+        if dataclasses.is_dataclass(default):
+            add_config_arguments(parser, default, skip, name)
+            continue
+        flags = ["--" + name.replace(".", "-").replace("_", "-")] + ALIASES.get(name, [])
+        dest = name.replace(".", "__")
+        if isinstance(default, bool):
+            group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"(default: {default})")
+        else:
+            group.add_argument(*flags, dest=dest, type=type(default), default=None, metavar=item.name.upper(),
+                               help=f"(default: {default!r})")
+
+
+def config_from_args(cls, args: argparse.Namespace, base: Any = None):
+    """The config with every option the user gave applied over ``base`` (or the defaults)."""
+    data = to_dict(base if base is not None else cls())
+    for dest, value in vars(args).items():
+        if value is None or not isinstance(dest, str):
+            continue
+        target, *path = dest.split("__")
+        holder = data
+        for key in [target] + path[:-1]:
+            if key not in holder or not isinstance(holder[key], dict):
+                holder = None
+                break
+            holder = holder[key]
+        if holder is not None and path and path[-1] in holder:
+            holder[path[-1]] = value
+        elif not path and target in data:
+            data[target] = value
+    return from_dict(cls, data)
+
+
+def _cmd_preprocess(args) -> int:
+    from dflib.preprocess import preprocess
+
+    summary = preprocess(config_from_args(PreprocessConfig, args), progress=not args.quiet)
+    print(summary.text())
+    return 0
+
+
+def _cmd_labels(args) -> int:
+    from dflib.labels import read_labels, summarize, write_labels_csv
+
+    rows = read_labels(args.source, args.videos or None, args.format)
+    print(summarize(rows))
+    if args.out:
+        print(f"wrote {write_labels_csv(rows, args.out, extra_columns=not args.plain)}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from dflib.train import train
+
+    result = train(config_from_args(TrainConfig, args), resume=args.resume, progress=not args.quiet)
+    print(json.dumps({key: str(value) for key, value in result.items() if key != "history"}, indent=2))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from dflib.evaluate import evaluate
+
+    result = evaluate(args.checkpoint, args.data, split=args.split, out=args.out, progress=not args.quiet)
+    print(result.text())
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from dflib.predict import predict_cli
+
+    return predict_cli(args, config_from_args(PredictConfig, args))
+
+
+def _cmd_demo(args) -> int:
+    from dflib.demo import demo_cli
+
+    return demo_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dflib", description="Deepfake video detection: preprocess -> train -> predict.")
+    parser.add_argument("--version", action="version", version=f"dflib {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        return sub
+
+    sub = command("preprocess", _cmd_preprocess, "videos -> tracked face crops, one file per video, and a manifest")
+    add_config_arguments(sub, PreprocessConfig())
+
+    sub = command("labels", _cmd_labels, "read a label file or dataset layout, summarise it, write labels.csv")
+    sub.add_argument("source", help="label CSV, metadata.json, or a dataset root folder")
+    sub.add_argument("--format", default="", help="csv, dfdc, faceforensics, celebdf, folders (default: detect)")
+    sub.add_argument("--videos", default="", help="videos folder the filenames are relative to")
+    sub.add_argument("--out", default="", help="write the table here")
+    sub.add_argument("--plain", action="store_true", help="only filename,label (the original format)")
+
+    sub = command("train", _cmd_train, "train a detector on preprocessed crops")
+    add_config_arguments(sub, TrainConfig())
+    sub.add_argument("--resume", default=None, help="run folder (or last.pt) of a run to continue")
+
+    sub = command("evaluate", _cmd_evaluate, "video-level metrics and figures for a checkpoint")
+    sub.add_argument("--checkpoint", required=True)
+    sub.add_argument("--data", required=True, help="preprocessed folder")
+    sub.add_argument("--split", default="test", help="train, val, test or all (default: test)")
+    sub.add_argument("--out", required=True, help="folder for metrics.json and figures")
+
+    sub = command("predict", _cmd_predict, "FAKE or REAL with a confidence for videos")
+    sub.add_argument("videos", nargs="+", help="video files or folders")
+    add_config_arguments(sub, PredictConfig())
+    sub.add_argument("--out", default="", help="CSV of results (many videos)")
+    sub.add_argument("--json", action="store_true", help="print one JSON object per video")
+
+    sub = command("demo", _cmd_demo, "offline end-to-end demo on synthetic data (or --videos/--labels)")
+    sub.add_argument("--out", default="demo_out")
+    sub.add_argument("--videos", default="")
+    sub.add_argument("--labels", default="")
+    return parser
+
+
+# Errors caused by what the user gave (paths, files, values): one line, no traceback.
+USER_ERRORS = (OSError, ValueError, RuntimeError, ImportError, KeyError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("dflib: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"dflib {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

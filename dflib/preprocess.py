@@ -1,0 +1,310 @@
+"""Videos -> tracked, square face crops, one crop file per video (and per track on request).
+
+Batch work never stops for one bad video: each gets a manifest row with a status (ok, skipped,
+failed) and a named reason. Every output is written under a temporary name and renamed, and
+each video's record is written last, so a killed run resumes where it stopped. Inputs are
+only ever read.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from dflib.config import PreprocessConfig, save_json, to_dict
+from dflib.cropfile import SUFFIX, FaceClip, contact_sheet, save_clip
+from dflib.faces import FaceDetector, create_detector, crop_square, landmarks_in_crop, square_box
+from dflib.io import atomic_path, atomic_write_text, clean_partial_files
+from dflib.labels import LabelRow, find_videos, match_videos, read_labels
+from dflib.tracking import fill_gaps, link_tracks
+from dflib.video import VideoError, VideoReader, sample_indices
+
+MANIFEST = "manifest.csv"
+CONFIG_FILE = "preprocess_config.json"
+CROPS_DIR = "crops"
+RECORDS_DIR = "records"
+PREVIEWS_DIR = "previews"
+# Settings that change what a crop file holds: a rerun with other values must not mix outputs.
+OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "size", "margin", "detector", "detect_long_side",
+                   "min_face_score", "min_frames", "max_gap", "track_iou", "all_tracks")
+
+
+@dataclass
+class ManifestRow:
+    filename: str
+    label: str = ""
+    status: str = "ok"  # ok, skipped or failed
+    reason: str = ""
+    frames: int = 0  # face crops saved
+    faces_found: int = 0  # sampled frames with at least one face
+    detector: str = ""
+    seconds: float = 0.0
+    track: int = 0
+    output: str = ""  # crop file, relative to the output folder
+    group: str = ""
+    source: str = ""
+    split: str = ""
+    sampled: int = 0  # frames decoded
+    video_frames: int = 0
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    tracks: int = 0
+    decode_s: float = 0.0
+    detect_s: float = 0.0
+    crop_s: float = 0.0
+
+
+MANIFEST_COLUMNS = [f.name for f in fields(ManifestRow)]
+
+
+@dataclass
+class Summary:
+    out: Path
+    rows: list[ManifestRow]
+    missing: list[str] = field(default_factory=list)  # in the label file, not on disk
+    unlabeled: list[str] = field(default_factory=list)  # on disk, not in the label file
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(row.status == status for row in self.rows) for status in ("ok", "skipped", "failed")}
+
+    def text(self) -> str:
+        counts = self.counts()
+        lines = [f"{len(self.rows)} rows in {self.out / MANIFEST}: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+        reasons: dict[str, int] = {}
+        for row in self.rows:
+            if row.status != "ok":
+                key = f"{row.status}: {row.reason.split(' (')[0]}"
+                reasons[key] = reasons.get(key, 0) + 1
+        lines += [f"  {n:4d} x {reason}" for reason, n in sorted(reasons.items(), key=lambda item: -item[1])]
+        if self.unlabeled:
+            lines.append(f"  {len(self.unlabeled)} video(s) have no label (kept, unlabeled; training ignores them): "
+                         + ", ".join(self.unlabeled[:5]) + (" ..." if len(self.unlabeled) > 5 else ""))
+        return "\n".join(lines)
+
+
+def output_name(filename: str, track: int) -> str:
+    return f"{CROPS_DIR}/{filename}" + (f".track{track}" if track else "") + SUFFIX
+
+
+def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector) -> tuple[list[FaceClip], ManifestRow]:
+    """Decode, detect, track and crop one video. Raises VideoError for an unusable file."""
+    row = ManifestRow(filename=path.name, detector=cfg.detector)
+    started = time.perf_counter()
+    reader = VideoReader(path)
+    info = reader.info()
+    row.video_frames, row.width, row.height, row.fps = info.n_frames, info.width, info.height, round(info.fps, 3)
+    wanted = sample_indices(reader.n_frames, cfg.frames, cfg.sampling, cfg.stride, cfg.fps, info.fps)
+    indices, images = reader.read(wanted)
+    row.sampled = len(images)
+    row.decode_s = time.perf_counter() - started
+    if not images:
+        raise VideoError(f"{path}: no frame could be decoded")
+
+    started = time.perf_counter()
+    per_frame = [detector.detect(image) for image in images]
+    row.detect_s = time.perf_counter() - started
+    row.faces_found = sum(bool(found) for found in per_frame)
+    tracks = link_tracks(per_frame, cfg.track_iou, cfg.max_gap)
+    row.tracks = len(tracks)
+
+    started = time.perf_counter()
+    clips = []
+    for track in tracks if cfg.all_tracks else tracks[:1]:
+        filled = fill_gaps(track, cfg.max_gap)
+        if len(filled.positions) < cfg.min_frames:
+            continue
+        crop_boxes = np.stack([square_box(box, cfg.margin) for box in filled.boxes])
+        crops = np.stack([crop_square(images[p], box, cfg.size) for p, box in zip(filled.positions, crop_boxes)])
+        landmarks = np.stack([landmarks_in_crop(points, box, cfg.size)
+                              for points, box in zip(filled.landmarks, crop_boxes)])
+        frame_indices = np.asarray(indices)[filled.positions]
+        clips.append(FaceClip(
+            crops=crops, frame_indices=frame_indices, timestamps=reader.timestamps(frame_indices),
+            boxes=crop_boxes, scores=filled.scores, landmarks=landmarks, interpolated=filled.interpolated,
+            meta={"video": str(path), "width": info.width, "height": info.height, "fps": info.fps,
+                  "n_frames": info.n_frames, "rotation": info.rotation, "face_boxes": filled.boxes.tolist(),
+                  "preprocess": to_dict(cfg)}))
+    row.crop_s = time.perf_counter() - started
+    if not clips:
+        row.status = "skipped"
+        if not tracks:
+            row.reason = f"no face found in {len(images)} sampled frames"
+        else:
+            best = len(fill_gaps(tracks[0], cfg.max_gap).positions)
+            row.reason = f"too few frames with a face ({best} of {len(images)}; min_frames={cfg.min_frames})"
+    return clips, row
+
+
+_worker_detector: FaceDetector | None = None
+
+
+def _init_worker(cfg: PreprocessConfig) -> None:
+    global _worker_detector
+    cv2.setNumThreads(1)  # one thread per worker: OpenMP detectors collapse when cores are shared
+    _worker_detector = create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)
+
+
+def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[ManifestRow]:
+    """Process one video into crop files and a record; never raises for a bad video."""
+    filename, label_row, cfg = task
+    out = Path(cfg.out)
+    started = time.perf_counter()
+    try:
+        clips, row = process_video(Path(cfg.videos) / filename, cfg, _worker_detector)
+        rows = []
+        for track, clip in enumerate(clips):
+            clip.meta["label"] = label_row.label if label_row else ""
+            save_clip(out / output_name(filename, track), clip)
+            rows.append(ManifestRow(**{**row.__dict__, "track": track, "frames": len(clip),
+                                       "output": output_name(filename, track)}))
+            if cfg.previews:
+                _save_preview(out / PREVIEWS_DIR / f"{filename}.track{track}.png", clip.crops)
+        rows = rows or [row]
+    except VideoError as error:
+        rows = [ManifestRow(filename=filename, status="failed", reason=_cause(error, filename), detector=cfg.detector)]
+    except Exception as error:  # noqa: BLE001 - one broken video must never stop a batch
+        rows = [ManifestRow(filename=filename, status="failed", detector=cfg.detector,
+                            reason=f"unexpected error: {type(error).__name__}: {error}")]
+    seconds = round(time.perf_counter() - started, 3)
+    for row in rows:
+        row.filename, row.seconds = filename, seconds
+        if label_row:
+            row.label, row.group, row.source, row.split = label_row.label, label_row.group, label_row.source, label_row.split
+        for name in ("decode_s", "detect_s", "crop_s"):
+            setattr(row, name, round(getattr(row, name), 4))
+    atomic_write_text(out / RECORDS_DIR / f"{filename}.json", json.dumps([r.__dict__ for r in rows]))
+    return rows
+
+
+def _cause(error: Exception, filename: str) -> str:
+    """The error message without the path prefix: the manifest row already names the file."""
+    message = str(error)
+    return message.split(": ", 1)[1] if ": " in message and filename in message.split(": ", 1)[0] else message
+
+
+def _save_preview(path: Path, crops: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(contact_sheet(crops), cv2.COLOR_RGB2BGR))
+    if ok:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(encoded.tobytes())
+
+
+def _check_paths(cfg: PreprocessConfig) -> tuple[Path, Path]:
+    videos, out = Path(cfg.videos).expanduser().resolve(), Path(cfg.out).expanduser().resolve()
+    if not cfg.videos or not videos.is_dir():
+        raise FileNotFoundError(f"videos folder not found: {cfg.videos or '(none given)'}")
+    if not cfg.out:
+        raise ValueError("no output folder given (--out)")
+    if out == videos:
+        raise ValueError(f"output folder {out} is the videos folder: choose another, inputs are never written to")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output path {out} exists and is not a folder")
+    return videos, out
+
+
+def _check_previous_settings(cfg: PreprocessConfig, out: Path) -> None:
+    saved = out / CONFIG_FILE
+    if cfg.overwrite or not saved.exists():
+        return
+    previous = json.loads(saved.read_text())
+    changed = [name for name in OUTPUT_SETTINGS if name in previous and previous[name] != getattr(cfg, name)]
+    if changed:
+        detail = ", ".join(f"{name} {previous[name]!r} -> {getattr(cfg, name)!r}" for name in changed)
+        raise ValueError(f"{out} was made with other settings ({detail}); use --overwrite or another --out")
+
+
+def _load_records(out: Path) -> dict[str, list[ManifestRow]]:
+    records = {}
+    for path in sorted((out / RECORDS_DIR).rglob("*.json")) if (out / RECORDS_DIR).is_dir() else []:
+        try:
+            rows = [ManifestRow(**data) for data in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            continue  # an unreadable record: the video is simply done again
+        if all(row.status != "ok" or (out / row.output).is_file() for row in rows):
+            records[rows[0].filename] = rows
+    return records
+
+
+def write_manifest(out: Path, rows: list[ManifestRow]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for row in rows:
+        writer.writerow([getattr(row, name) for name in MANIFEST_COLUMNS])
+    return atomic_write_text(out / MANIFEST, buffer.getvalue())
+
+
+def read_manifest_rows(out: str | os.PathLike) -> list[ManifestRow]:
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `dflib preprocess --out {out}` first")
+    types = {f.name: f.type for f in fields(ManifestRow)}
+    rows = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for record in csv.DictReader(handle):
+            values = {}
+            for name, value in record.items():
+                if name in types:
+                    kind = types[name]
+                    values[name] = int(float(value or 0)) if kind in ("int", int) else (
+                        float(value or 0) if kind in ("float", float) else value)
+            rows.append(ManifestRow(**values))
+    return rows
+
+
+def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
+    """Preprocess every video under ``cfg.videos`` into ``cfg.out``; resumes a killed run."""
+    videos, out = _check_paths(cfg)
+    cfg = PreprocessConfig(**{**to_dict(cfg), "videos": str(videos), "out": str(out)})
+    create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)  # fail fast on a bad detector name
+    _check_previous_settings(cfg, out)
+    out.mkdir(parents=True, exist_ok=True)
+    clean_partial_files(out)
+
+    found = [name for name in find_videos(videos) if not (videos / name).resolve().is_relative_to(out)]
+    missing: list[str] = []
+    unlabeled: list[str] = []
+    labels: dict[str, LabelRow] = {}
+    listed: dict[str, LabelRow] = {}
+    if cfg.labels:
+        rows = read_labels(cfg.labels, videos, cfg.label_format)
+        listed = {row.filename: row for row in rows}
+        matched, missing, unlabeled = match_videos(rows, videos)
+        labels = {row.filename: row for row in matched}
+        unlabeled = [name for name in unlabeled if name in set(found)]
+    todo_names = sorted(set(found) | set(labels))
+    save_json(cfg, out / CONFIG_FILE)
+
+    done = {} if cfg.overwrite else _load_records(out)
+    tasks = [(name, labels.get(name), cfg) for name in todo_names if name not in done]
+    results = dict(done)
+    with tqdm(total=len(todo_names), initial=len(todo_names) - len(tasks), desc="preprocess", unit="video",
+              disable=not progress) as bar:
+        if cfg.workers > 1 and len(tasks) > 1:
+            with ProcessPoolExecutor(cfg.workers, initializer=_init_worker, initargs=(cfg,)) as pool:
+                for rows in pool.map(_run_one, tasks):
+                    results[rows[0].filename] = rows
+                    bar.update()
+        else:
+            _init_worker(cfg)
+            for task in tasks:
+                results[task[0]] = _run_one(task)
+                bar.update()
+    for name in missing:
+        label_row = listed.get(name)
+        results[name] = [ManifestRow(filename=name, label=label_row.label if label_row else "", status="failed",
+                                     reason="listed in the label file but not found in the videos folder",
+                                     detector=cfg.detector)]
+    all_rows = [row for name in sorted(results) for row in results[name]]
+    write_manifest(out, all_rows)
+    return Summary(out, all_rows, missing, unlabeled)
