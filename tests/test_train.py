@@ -1,0 +1,208 @@
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from dflib.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from dflib.config import AugmentConfig, ModelConfig, TrainConfig, to_dict
+from dflib.train import train
+from synthetic_clips import make_data_dir
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*without a REAL/FAKE label")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_data_dir(tmp_path_factory.mktemp("data"), n_real=16, n_fake=16, frames=6, size=32)
+
+
+def tiny_config(data_dir, out, **changes) -> TrainConfig:
+    cfg = TrainConfig(
+        data=str(data_dir),
+        out=str(out),
+        model=ModelConfig(name="resnet18_lstm", hidden_size=32, dropout=0.2, pretrained="none"),
+        augment=AugmentConfig(hflip=0.5, color_jitter=0.1, jpeg_prob=0.2, blur_prob=0.1, scale_shift=0.05),
+        frames=4,
+        size=32,
+        batch_size=4,
+        epochs=3,
+        lr=1e-3,
+        warmup_epochs=1,
+        workers=0,
+        val_fraction=0.5,
+        test_fraction=0.0,
+        patience=0,
+        seed=7,
+    )
+    return dataclasses.replace(cfg, **changes)
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_after(epochs):
+    def callback(history):
+        if len(history) == epochs:
+            raise Killed
+
+    return callback
+
+
+def without_time(history):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+@pytest.fixture(scope="module")
+def finished_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return train(tiny_config(data_dir, out), progress=False), out
+
+
+def test_learns_an_easy_task_and_writes_the_run_folder(finished_run):
+    result, out = finished_run
+    history = result["history"]
+    assert [record["epoch"] for record in history] == [1, 2, 3]
+    assert max(record["val_auc"] for record in history) >= 0.95
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    for name in ("config.json", "splits.csv", "last.pt", "best.pt", "history.json", "history.csv"):
+        assert (out / name).is_file(), name
+    assert len(json.loads((out / "history.json").read_text())) == 3
+    assert result["monitor"] == "val_auc" and result["best_epoch"] >= 1
+
+
+def test_checkpoint_is_plain_data_and_complete(finished_run, data_dir):
+    _, out = finished_run
+    raw = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert raw["format"] == "dflib-checkpoint" and raw["format_version"] == 1
+    assert raw["label_map"] == {"REAL": 0, "FAKE": 1}
+    assert raw["normalization"]["color"] == "RGB" and raw["frames"] == 4 and raw["size"] == 32
+    assert raw["preprocess"]["size"] == 32 and raw["epoch"] == 3 and len(raw["history"]) == 3
+    assert raw["optimizer_state"] and raw["scheduler_state"] and raw["rng_state"]["torch"].dtype == torch.uint8
+    assert set(raw["splits"].values()) == {"train", "val"}
+
+
+def test_loaded_model_reproduces_the_checkpoint(finished_run):
+    _, out = finished_run
+    model, ckpt = load_model(out / "best.pt")
+    assert not model.training and model.config.name == "resnet18_lstm"
+    for key, value in ckpt["model_state"].items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(finished_run, data_dir, tmp_path):
+    result, out = finished_run
+    cfg = tiny_config(data_dir, tmp_path / "run")
+    with pytest.raises(Killed):
+        train(cfg, progress=False, on_epoch_end=kill_after(2))
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2
+    resumed = train(None, resume=tmp_path / "run", progress=False)
+    assert [record["epoch"] for record in resumed["history"]] == [1, 2, 3]
+    assert without_time(resumed["history"]) == without_time(result["history"])
+    assert (tmp_path / "run" / "splits.csv").read_text() == (out / "splits.csv").read_text()
+    uninterrupted = load_checkpoint(out / "last.pt")["model_state"]
+    continued = load_checkpoint(tmp_path / "run" / "last.pt")["model_state"]
+    assert all(torch.equal(uninterrupted[key], continued[key]) for key in uninterrupted)
+
+
+def test_resume_keeps_the_saved_config_and_can_extend(finished_run, data_dir, tmp_path):
+    _, out = finished_run
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "splits.csv"):
+        (run / name).write_bytes((out / name).read_bytes())
+    changed = tiny_config(data_dir, run, epochs=4, lr=0.5)
+    with pytest.warns(UserWarning, match="lr=0.5"):
+        result = train(changed, resume=run / "last.pt", progress=False)
+    assert [record["epoch"] for record in result["history"]] == [1, 2, 3, 4]
+    assert json.loads((run / "config.json").read_text())["lr"] == 1e-3
+
+
+def test_refuses_to_overwrite_a_run(finished_run, data_dir):
+    _, out = finished_run
+    with pytest.raises(FileExistsError, match="resume"):
+        train(tiny_config(data_dir, out), progress=False)
+
+
+def test_sampler_balance_and_early_stopping(tmp_path):
+    data = make_data_dir(tmp_path / "data", n_real=3, n_fake=9, extra_rows=False)
+    cfg = tiny_config(data, tmp_path / "run", balance="sampler", epochs=4, lr=0.0, patience=1, val_fraction=0.34)
+    result = train(cfg, progress=False)
+    # A zero learning rate never improves on epoch 1, so patience 1 stops after epoch 2.
+    assert result["stopped_early"] and len(result["history"]) == 2 and result["best_epoch"] == 1
+
+
+def test_malicious_pickle_is_refused_without_side_effect(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": "dflib-checkpoint", "model_state": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refused for safety") as error:
+        load_checkpoint(tmp_path / "evil.pt")
+    assert "evil.pt" in str(error.value)
+    assert not marker.exists()
+
+
+def test_unusable_checkpoints_name_the_file(finished_run, tmp_path):
+    _, out = finished_run
+    data = (out / "best.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.pt.*corrupt"):
+        load_checkpoint(tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="missing.pt.*no such"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="other.pt.*not a dflib checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    ckpt = load_checkpoint(out / "best.pt")
+    save_checkpoint({**ckpt, "format_version": 2}, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="future.pt.*newer dflib"):
+        load_checkpoint(tmp_path / "future.pt")
+
+
+def test_architecture_mismatch_is_explained(finished_run):
+    _, out = finished_run
+    ckpt = load_checkpoint(out / "best.pt")
+    ckpt["model_config"] = {**ckpt["model_config"], "hidden_size": 16}
+    with pytest.raises(CheckpointError, match=r"shape mismatch.*lstm\.weight") as error:
+        load_model(ckpt)
+    assert "resnet18_lstm" in str(error.value)
+    ckpt["model_config"] = {**ckpt["model_config"], "name": "mobilenet_v3_small_lstm", "hidden_size": 32}
+    with pytest.raises(CheckpointError, match="missing .*unexpected"):
+        load_model(ckpt)
+
+
+def test_two_processes_with_torchrun_agree(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path / "run", epochs=1, batch_size=2)
+    script = tmp_path / "entry.py"
+    script.write_text(textwrap.dedent("""
+        import json, os, sys
+        from dflib.config import TrainConfig, from_dict
+        from dflib.train import train
+        result = train(from_dict(TrainConfig, json.loads(sys.argv[1])), progress=False)
+        with open(os.path.join(sys.argv[2], "rank%s.json" % os.environ["RANK"]), "w") as handle:
+            json.dump({"history": result["history"], "world": os.environ["WORLD_SIZE"]}, handle)
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), json.dumps(to_dict(cfg)), str(tmp_path)],
+        check=True, env=env, timeout=300, capture_output=True,
+    )
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert ranks[0]["world"] == "2"
+    assert without_time(ranks[0]["history"]) == without_time(ranks[1]["history"])
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["epoch"] == 1 and without_time(ckpt["history"]) == without_time(ranks[0]["history"])
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [
+        "best.pt", "config.json", "history.csv", "history.json", "last.pt", "splits.csv",
+    ]
