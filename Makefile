@@ -1,0 +1,31 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Spinning OpenMP threads make torch 2-3x slower when another process shares the cores.
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: demo test install benchmarks clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) -m dflib demo --out demo_out
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+benchmarks: $(VENV)/.installed
+	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/train.py
+	$(PY) benchmarks/predict.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

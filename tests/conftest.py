@@ -1,0 +1,37 @@
+"""Shared fixtures. Threads are capped before torch loads: 2 spinning OpenMP threads on a shared
+2-core machine make everything 2-3x slower."""
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    """The real sample clips beside the checkout (../shared/data); tests using it skip without it."""
+    root = Path(os.environ.get("DFLIB_SAMPLE_DATA", SHARED_DATA))
+    if not (root / "videos").is_dir():
+        pytest.skip(f"sample data not found at {root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory) -> Path:
+    """A 1.2 s synthetic video of a real face photograph drifting over a background."""
+    from dflib.synthetic import moving_face_frames, write_video
+
+    return write_video(tmp_path_factory.mktemp("videos") / "face.mp4", moving_face_frames(12))
+
+
+@pytest.fixture(scope="session")
+def noise_video(tmp_path_factory) -> Path:
+    from dflib.synthetic import noise_frames, write_video
+
+    return write_video(tmp_path_factory.mktemp("videos") / "noise.mp4", noise_frames(8))

@@ -1,0 +1,166 @@
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from dflib.config import PreprocessConfig
+from dflib.cropfile import load_clip
+from dflib.preprocess import MANIFEST, MANIFEST_COLUMNS, preprocess, read_manifest_rows
+from dflib.synthetic import face_photo, moving_face_frames, noise_frames, write_video
+
+
+def tree_hashes(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("input")
+    write_video(folder / "real one.mp4", moving_face_frames(12, seed=1))
+    (folder / "sub").mkdir()
+    write_video(folder / "sub" / "fake_é.mp4", moving_face_frames(12, seed=2))
+    write_video(folder / "noise.mp4", noise_frames(8))
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.avi").write_text("not a video\n")
+    (folder / "labels.csv").write_text(
+        "real one.mp4,REAL\nsub/fake_é.mp4,FAKE\nnoise.mp4,REAL\nempty.mp4,FAKE\ngone.mp4,FAKE\n")
+    return folder
+
+
+def config(videos, out, **overrides):
+    values = dict(videos=str(videos), out=str(out), labels=str(videos / "labels.csv"), frames=6, size=48,
+                  min_frames=4, detect_long_side=320)
+    return PreprocessConfig(**{**values, **overrides})
+
+
+def test_batch_gives_every_video_a_status_and_reason(videos, tmp_path):
+    before = tree_hashes(videos)
+    summary = preprocess(config(videos, tmp_path / "out"), progress=False)
+    rows = {row.filename: row for row in summary.rows}
+    assert rows["real one.mp4"].status == "ok" and rows["sub/fake_é.mp4"].status == "ok"
+    assert rows["noise.mp4"].status == "skipped" and "no face" in rows["noise.mp4"].reason
+    assert rows["empty.mp4"].status == "failed" and "empty file" in rows["empty.mp4"].reason
+    assert rows["notes.avi"].status == "failed" and rows["notes.avi"].label == ""
+    assert rows["gone.mp4"].status == "failed" and "not found" in rows["gone.mp4"].reason
+    assert summary.unlabeled == ["notes.avi"] and summary.missing == ["gone.mp4"]
+    assert summary.counts() == {"ok": 2, "skipped": 1, "failed": 3}
+    assert tree_hashes(videos) == before  # inputs untouched
+
+    with open(tmp_path / "out" / MANIFEST, newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == MANIFEST_COLUMNS
+    assert {"filename", "label", "status", "reason", "frames", "faces_found", "detector", "seconds"} <= set(header)
+    saved = json.loads((tmp_path / "out" / "preprocess_config.json").read_text())
+    assert saved["size"] == 48 and saved["detector"] == "centerface"
+
+
+def test_crop_file_holds_rgb_face_crops_and_where_they_came_from(videos, tmp_path):
+    summary = preprocess(config(videos, tmp_path / "out"), progress=False)
+    row = next(r for r in summary.rows if r.filename == "real one.mp4")
+    clip = load_clip(tmp_path / "out" / row.output)
+    assert clip.crops.shape == (6, 48, 48, 3) and clip.crops.dtype == np.uint8
+    assert list(clip.frame_indices) == [0, 2, 4, 7, 9, 11]  # spread over all 12 frames
+    assert clip.boxes.shape == (6, 4) and (clip.scores > 0.5).all()
+    assert clip.meta["label"] == "REAL" and clip.meta["preprocess"]["size"] == 48
+    # The crop is centred on the face: its centre is skin-coloured (red > blue), not background grey.
+    centre = clip.crops[:, 20:28, 20:28].reshape(-1, 3).mean(axis=0)
+    assert centre[0] > centre[2] + 20
+
+
+def test_rerun_resumes_and_overwrite_redoes(videos, tmp_path):
+    cfg = config(videos, tmp_path / "out")
+    first = preprocess(cfg, progress=False)
+    outputs = tree_hashes(tmp_path / "out" / "crops")
+    again = preprocess(cfg, progress=False)
+    assert [r.seconds for r in again.rows] == [r.seconds for r in first.rows]  # nothing was redone
+    assert tree_hashes(tmp_path / "out" / "crops") == outputs
+    (tmp_path / "out" / "crops" / "real one.mp4.npz").unlink()  # a lost output is redone
+    assert preprocess(cfg, progress=False).counts()["ok"] == 2
+    with pytest.raises(ValueError, match="size 48 -> 64"):
+        preprocess(config(videos, tmp_path / "out", size=64), progress=False)
+    redone = preprocess(config(videos, tmp_path / "out", size=64, overwrite=True), progress=False)
+    assert load_clip(tmp_path / "out" / redone.rows[-1].output).crops.shape[1] == 64
+
+
+def test_partial_files_from_a_killed_run_are_cleaned(videos, tmp_path):
+    out = tmp_path / "out"
+    (out / "crops").mkdir(parents=True)
+    (out / "crops" / ".real one.mp4.npz.abc.part").write_bytes(b"half")
+    preprocess(config(videos, out), progress=False)
+    assert not list(out.rglob("*.part"))
+
+
+def test_workers_give_the_same_results(videos, tmp_path):
+    one = preprocess(config(videos, tmp_path / "a"), progress=False)
+    two = preprocess(config(videos, tmp_path / "b", workers=2), progress=False)
+    assert [(r.filename, r.status, r.frames) for r in one.rows] == [(r.filename, r.status, r.frames) for r in two.rows]
+    for row in (r for r in one.rows if r.status == "ok"):
+        a, b = load_clip(tmp_path / "a" / row.output), load_clip(tmp_path / "b" / row.output)
+        assert np.array_equal(a.crops, b.crops) and np.array_equal(a.boxes, b.boxes)
+
+
+def test_output_in_videos_folder_is_refused_or_kept_apart(videos, tmp_path):
+    with pytest.raises(ValueError, match="is the videos folder"):
+        preprocess(config(videos, videos), progress=False)
+    with pytest.raises(FileNotFoundError, match="videos folder not found"):
+        preprocess(config(tmp_path / "nope", tmp_path / "out"), progress=False)
+
+
+def test_too_few_face_frames_is_skipped_with_counts(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_video(folder / "late_face.mp4", noise_frames(9, 320, 240) + moving_face_frames(3))
+    summary = preprocess(PreprocessConfig(videos=str(folder), out=str(tmp_path / "out"), frames=12, size=32,
+                                          min_frames=5, detect_long_side=320), progress=False)
+    row = summary.rows[0]
+    assert row.status == "skipped" and "too few frames with a face (3 of 12; min_frames=5)" in row.reason
+
+
+def test_all_tracks_gives_one_output_per_identity(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    face = face_photo()
+    frames = []
+    for t in range(6):
+        frame = np.full((300, 600, 3), 80, np.uint8)
+        small = face[::2, ::2]
+        frame[20:20 + face.shape[0], 10 + 3 * t:10 + 3 * t + face.shape[1]] = face
+        frame[100:100 + small.shape[0], 450:450 + small.shape[1]] = small
+        frames.append(frame)
+    write_video(folder / "two.mp4", frames)
+    cfg = PreprocessConfig(videos=str(folder), out=str(tmp_path / "all"), frames=6, size=32, min_frames=3,
+                           all_tracks=True)
+    rows = preprocess(cfg, progress=False).rows
+    assert [r.track for r in rows] == [0, 1] and rows[1].output.endswith(".track1.npz")
+    first, second = (load_clip(tmp_path / "all" / r.output) for r in rows)
+    assert first.boxes[0][2] - first.boxes[0][0] > second.boxes[0][2] - second.boxes[0][0]  # main face first
+    main_only = preprocess(PreprocessConfig(**{**cfg.__dict__, "out": str(tmp_path / "main"), "all_tracks": False}),
+                           progress=False).rows
+    assert len(main_only) == 1
+
+
+def test_previews_and_manifest_reads_back(videos, tmp_path):
+    preprocess(config(videos, tmp_path / "out", previews=True), progress=False)
+    previews = list((tmp_path / "out" / "previews").rglob("*.png"))
+    assert len(previews) == 2 and previews[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = read_manifest_rows(tmp_path / "out")
+    assert {r.status for r in rows} == {"ok", "skipped", "failed"} and isinstance(rows[0].frames, int)
+
+
+def test_sample_clips_and_edge_cases(sample_data, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ["pypi_pyfeat_real__single_face.mp4", "sadtalker_hdtf_and_generated__art_2__RD_Radio31_000.mp4"]:
+        (folder / name).symlink_to(sample_data / "videos" / name)
+    for name in ["no_face.mp4", "face_noface.mov"]:
+        (folder / name).symlink_to(sample_data / "edge" / name)
+    summary = preprocess(PreprocessConfig(videos=str(folder), out=str(tmp_path / "out"), frames=10, min_frames=6),
+                         progress=False)
+    status = {r.filename: (r.status, r.reason) for r in summary.rows}
+    assert status["pypi_pyfeat_real__single_face.mp4"][0] == "ok"
+    assert status["sadtalker_hdtf_and_generated__art_2__RD_Radio31_000.mp4"][0] == "ok"
+    assert status["no_face.mp4"] == ("skipped", "no face found in 10 sampled frames")
+    assert status["face_noface.mov"][0] == "skipped" and "too few frames" in status["face_noface.mov"][1]

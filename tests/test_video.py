@@ -1,0 +1,159 @@
+import subprocess
+
+import numpy as np
+import pytest
+
+from dflib.synthetic import write_video
+from dflib.video import VideoError, VideoReader, sample_indices
+
+
+def numbered_frames(n, width=64, height=48):
+    """Frame i has brightness 10*i in its top-left block, so a decoded frame tells its index."""
+    frames = []
+    for i in range(n):
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[:16, :16] = 10 * i
+        frames.append(frame)
+    return frames
+
+
+def frame_number(image):
+    return int(round(image[2:14, 2:14].mean() / 10))
+
+
+@pytest.fixture(scope="module")
+def numbered_video(tmp_path_factory):
+    return write_video(tmp_path_factory.mktemp("v") / "numbered.mp4", numbered_frames(24), crf=10)
+
+
+def test_uniform_sampling_spans_whole_video_not_first_frames():
+    indices = sample_indices(300, 20)
+    assert len(indices) == 20 and indices[0] == 0 and indices[-1] == 299
+    assert np.all(np.diff(indices) > 0)
+    assert list(sample_indices(300, 5, "first")) == [0, 1, 2, 3, 4]
+    assert list(sample_indices(10, 20)) == list(range(10))
+
+
+def test_stride_sampling_by_step_and_by_fps():
+    assert list(sample_indices(10, 3, "stride", stride=4)) == [0, 4, 8]
+    assert list(sample_indices(100, 0, "stride", fps=5, video_fps=25))[:3] == [0, 5, 10]
+    with pytest.raises(ValueError, match="stride"):
+        sample_indices(10, 3, "stride")
+    with pytest.raises(ValueError, match="unknown sampling"):
+        sample_indices(10, 3, "random")
+
+
+def test_reader_returns_exactly_the_requested_frames(numbered_video):
+    reader = VideoReader(numbered_video)
+    assert reader.n_frames == 24
+    wanted = [0, 5, 6, 17, 23]
+    got, images = reader.read(wanted)
+    assert got == wanted
+    assert [frame_number(image) for image in images] == wanted
+    assert images[0].shape == (48, 64, 3) and images[0].dtype == np.uint8
+
+
+def test_reader_frames_are_rgb(tmp_path):
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 0] = 220
+    path = write_video(tmp_path / "red.mp4", [red] * 3)
+    _, images = VideoReader(path).read([1])
+    r, g, b = images[0].reshape(-1, 3).mean(axis=0)
+    assert r > 180 and g < 60 and b < 60
+
+
+def test_rotation_metadata_is_applied(tmp_path, numbered_video):
+    import imageio_ffmpeg
+
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-display_rotation", "90",
+                    "-i", str(numbered_video), "-c", "copy", str(rotated)], check=True)
+    reader = VideoReader(rotated)
+    info = reader.info()
+    assert (info.width, info.height, info.rotation) == (48, 64, 90)
+    _, images = reader.read([3])
+    # The marker block (top-left when upright) is bottom-left after a 90 degree counter-clockwise turn.
+    assert images[0].shape == (64, 48, 3)
+    assert images[0][-14:-2, 2:14].mean() == pytest.approx(30, abs=4)
+
+
+def test_grayscale_and_odd_size_videos_decode_to_rgb(tmp_path):
+    import imageio_ffmpeg
+
+    source = write_video(tmp_path / "src.mp4", numbered_frames(5, 66, 50))
+    odd = tmp_path / "gray_odd.mkv"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(source),
+                    "-vf", "scale=65:49", "-pix_fmt", "gray", "-c:v", "ffv1", str(odd)], check=True)
+    got, images = VideoReader(odd).read([0, 4])
+    assert got == [0, 4] and images[0].shape == (49, 65, 3)
+
+
+def test_variable_frame_rate_timestamps(tmp_path):
+    import av
+
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=1000)
+        stream.width, stream.height, stream.time_base = 32, 32, __import__("fractions").Fraction(1, 1000)
+        for i, pts in enumerate([0, 40, 80, 300, 340, 1000]):
+            frame = av.VideoFrame.from_ndarray(numbered_frames(6, 32, 32)[i], format="rgb24")
+            frame.pts, frame.time_base = pts, stream.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    reader = VideoReader(path)
+    assert reader.n_frames == 6
+    assert list(np.round(reader.timestamps(range(6)), 3)) == [0, 0.04, 0.08, 0.3, 0.34, 1.0]
+    got, images = reader.read([3, 5])
+    assert [frame_number(i) for i in images] == [3, 5]
+
+
+@pytest.mark.parametrize("content, cause", [
+    (b"", "empty file"),
+    (b"this is a text file, not a video\n" * 20, "not a readable video"),
+    (bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)), "not a readable video"),
+])
+def test_bad_files_name_the_file_and_cause(tmp_path, content, cause):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoError, match=cause) as error:
+        VideoReader(path)
+    assert str(path) in str(error.value)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(VideoError, match="file not found"):
+        VideoReader(tmp_path / "nope.mp4")
+    with pytest.raises(VideoError, match="folder"):
+        VideoReader(tmp_path)
+
+
+def test_truncated_video_gives_the_frames_before_the_damage(tmp_path, numbered_video):
+    data = numbered_video.read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    try:
+        reader = VideoReader(truncated)
+    except VideoError as error:  # the index (moov) may be what was cut: then it is unreadable
+        assert "truncated.mp4" in str(error)
+        return
+    got, images = reader.read(range(reader.n_frames))
+    assert len(got) == len(images) and len(got) <= 24
+    assert [frame_number(i) for i in images] == got
+
+
+def test_sample_clips_decode_the_frames_opencv_shows(sample_data):
+    import cv2
+
+    path = sample_data / "videos" / "vexpress_vasa1_emo__RD_Radio10_0_clip_0.mp4"
+    reader = VideoReader(path)
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.grab():
+        count += 1
+    assert reader.n_frames == count  # pre-roll frames of the edit list are not counted
+    got, images = reader.read([0, count - 1])
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    ok, first = capture.read()
+    assert ok and np.abs(cv2.cvtColor(first, cv2.COLOR_BGR2RGB).astype(int) - images[0]).mean() < 1
