@@ -1,0 +1,294 @@
+"""FAKE or REAL for new videos, made exactly the way the checkpoint's training data was made.
+
+The face crops come from ``dflib.preprocess.process_video`` with the preprocessing settings the
+checkpoint recorded, and the model input from ``dflib.data.choose_frames``/``clip_to_tensor`` as in
+evaluation, so training and prediction cannot drift apart. Each video goes through the model on
+its own, in eval mode: its score never depends on the other videos of a batch. A video without a
+face is NO_FACE and an unreadable one ERROR, each with its reason; neither is ever guessed REAL.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dflib.config import PreprocessConfig, from_dict
+from dflib.cropfile import FaceClip
+from dflib.io import atomic_write_text
+from dflib.video import VideoError
+
+FAKE, REAL, NO_FACE, ERROR = "FAKE", "REAL", "NO_FACE", "ERROR"
+STATUS = {FAKE: "ok", REAL: "ok", NO_FACE: "no_face", ERROR: "error"}
+CSV_COLUMNS = ("filename", "label", "p_fake", "confidence", "faces", "status", "reason")
+
+
+@dataclass
+class TrackScore:
+    """One face track: its own score, and the frames the model saw."""
+
+    track: int
+    p_fake: float
+    frame_scores: list[float]  # P(FAKE) of the video head after each input frame (sequence_logits)
+    frame_indices: list[int]  # video frame index of each input frame (repeats when the track is short)
+    boxes: list[list[float]]  # face box x1, y1, x2, y2 in frame pixels, per input frame
+    frames_used: int  # face crops in the track, before choosing the model's input frames
+
+
+@dataclass
+class Prediction:
+    """The verdict on one video; ``to_dict()`` gives JSON-ready values."""
+
+    video: str
+    label: str  # FAKE, REAL, NO_FACE or ERROR
+    p_fake: float | None = None  # of the most suspicious face track
+    confidence: float | None = None  # probability of ``label``; None for NO_FACE and ERROR
+    threshold: float = 0.5
+    reason: str = ""
+    frame_scores: list[float] = field(default_factory=list)  # of the deciding track
+    frame_indices: list[int] = field(default_factory=list)
+    boxes: list[list[float]] = field(default_factory=list)
+    faces: int = 0  # face tracks found
+    tracks: list[TrackScore] = field(default_factory=list)
+    track: int | None = None  # the deciding (most suspicious) track, whose frames are shown
+    fake_track: int | None = None  # the track that made the video FAKE
+    frames_used: int = 0  # face crops of the deciding track
+    frames_sampled: int = 0  # frames decoded from the video
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    @property
+    def status(self) -> str:
+        return STATUS[self.label]
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "status": self.status}
+
+    def text(self) -> str:
+        """The original design's output, plus what it could not say (faces, reasons)."""
+        lines = [self.video]
+        if self.confidence is not None:
+            lines.append(f"Confidence: {100 * self.confidence:.2f}%")
+        lines.append(f"Prediction: {self.label}")
+        if self.reason:
+            lines.append(f"Reason: {self.reason}")
+        if self.faces > 1:
+            scores = ", ".join(f"track {t.track}: {t.p_fake:.3f}" for t in self.tracks)
+            verdict = f"; track {self.fake_track} is FAKE" if self.fake_track is not None else ""
+            lines.append(f"Faces: {self.faces} (P(FAKE) {scores}{verdict})")
+        return "\n".join(lines)
+
+
+@dataclass
+class TrackInput:
+    """What the model saw for one track, kept so ``dflib.explain`` needs no second decode."""
+
+    clip: FaceClip
+    chosen: np.ndarray  # positions in the clip of the model's input frames
+    frames: torch.Tensor  # (T, 3, size, size) normalised, on the CPU
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device auto or cpu")
+    return device
+
+
+@lru_cache(maxsize=4)
+def _detector(name: str, long_side: int, min_score: float):
+    """One detector per setting for the whole process: CenterFace builds its network per input shape."""
+    from dflib.faces import create_detector
+
+    return create_detector(name, long_side, min_score)
+
+
+class Predictor:
+    """A checkpoint loaded once, for any number of videos.
+
+    ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``.
+    """
+
+    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = True):
+        from dflib.checkpoint import load_model
+
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.threshold = float(threshold)
+        self.device = resolve_device(device)
+        if isinstance(checkpoint, (tuple, list)):
+            model, self.ckpt = checkpoint
+            self.model = model.to(self.device).eval()
+        else:
+            if not checkpoint:
+                raise ValueError("no checkpoint given: pass --checkpoint PATH (best.pt of a `dflib train` run)")
+            if not Path(checkpoint).expanduser().is_file():
+                raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+            self.model, self.ckpt = load_model(Path(checkpoint).expanduser(), self.device)
+        self.frames, self.size = int(self.ckpt["frames"]), int(self.ckpt["size"])
+        self.fake_index = int(self.ckpt["label_map"]["FAKE"])
+        recorded = self.ckpt.get("preprocess") or {}
+        if not recorded:
+            warnings.warn("the checkpoint does not record how its training faces were cropped: "
+                          "using the default preprocessing, which may not match", stacklevel=2)
+        # A short clip still gets a verdict; frames_used in the result says how little it rested on.
+        self.preprocess = dataclasses.replace(from_dict(PreprocessConfig, recorded), all_tracks=all_tracks,
+                                              min_frames=1)
+        self.detector = _detector(self.preprocess.detector, self.preprocess.detect_long_side,
+                                  self.preprocess.min_face_score)
+
+    def __call__(self, video_path) -> Prediction:
+        return self.run(video_path)[0]
+
+    def run(self, video_path) -> tuple[Prediction, list[TrackInput]]:
+        """The prediction and, per track, the model's input frames."""
+        from dflib.data import choose_frames, clip_to_tensor
+        from dflib.preprocess import process_video
+
+        started = time.perf_counter()
+        video = str(video_path)
+        result = Prediction(video=video, label=ERROR, threshold=self.threshold)
+        try:
+            clips, row = process_video(Path(video_path), self.preprocess, self.detector)
+        except VideoError as error:
+            result.reason = _cause(error, video)
+            result.timings["total"] = time.perf_counter() - started
+            return result, []
+        result.frames_sampled = row.sampled
+        result.timings.update(decode=row.decode_s, detect=row.detect_s, crop=row.crop_s)
+        if not clips:
+            result.label, result.reason = NO_FACE, row.reason
+            result.timings["total"] = time.perf_counter() - started
+            return result, []
+
+        model_started = time.perf_counter()
+        inputs, scores = [], []
+        for number, clip in enumerate(clips):
+            chosen = choose_frames(len(clip), self.frames, "uniform")
+            frames = clip_to_tensor(clip.crops[chosen], self.size)
+            frame_p, video_p = self._scores(frames)
+            face_boxes = np.asarray(clip.meta.get("face_boxes", clip.boxes), dtype=np.float64)
+            inputs.append(TrackInput(clip, chosen, frames))
+            scores.append(TrackScore(
+                track=number, p_fake=video_p, frame_scores=frame_p,
+                frame_indices=np.asarray(clip.frame_indices)[chosen].tolist(),
+                boxes=face_boxes[chosen].tolist(), frames_used=len(clip)))
+        result.timings["model"] = time.perf_counter() - model_started
+
+        # The video is FAKE if any face is: the most suspicious track decides and is reported.
+        deciding = max(scores, key=lambda track: track.p_fake)
+        result.p_fake = deciding.p_fake
+        result.label = FAKE if deciding.p_fake >= self.threshold else REAL
+        result.confidence = deciding.p_fake if result.label == FAKE else 1.0 - deciding.p_fake
+        result.track = deciding.track
+        result.fake_track = deciding.track if result.label == FAKE else None
+        result.frame_scores, result.frame_indices = deciding.frame_scores, deciding.frame_indices
+        result.boxes, result.frames_used = deciding.boxes, deciding.frames_used
+        result.faces, result.tracks = len(scores), scores
+        result.timings["total"] = time.perf_counter() - started
+        return result, inputs
+
+    @torch.inference_mode()
+    def _scores(self, frames: torch.Tensor) -> tuple[list[float], float]:
+        """Per-step and video P(FAKE) from one forward pass of this video alone."""
+        steps = self.model.sequence_logits(frames.unsqueeze(0).to(self.device))
+        # The head is linear and dropout is off in eval mode, so the read-out of the step logits
+        # is exactly the video logits of forward(): one pass gives both.
+        video = self.model.readout(steps)
+        frame_p = torch.softmax(steps[0].float(), dim=-1)[:, self.fake_index]
+        video_p = torch.softmax(video[0].float(), dim=-1)[self.fake_index]
+        return frame_p.cpu().tolist(), float(video_p)
+
+
+def predict(video_path, checkpoint, **options) -> Prediction:
+    """Predict one video. ``checkpoint``: a path, a ``(model, ckpt)`` pair or a ``Predictor``;
+    ``options`` are PredictConfig's threshold, device and all_tracks."""
+    predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, **options)
+    return predictor(video_path)
+
+
+def _cause(error: Exception, video: str) -> str:
+    """The error message without its path prefix: the result already names the video."""
+    message = str(error)
+    prefix = f"{video}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def expand_videos(inputs: list[str]) -> list[tuple[Path, str]]:
+    """(path, name) per video; folders are searched, and a missing file stays in the list so its
+    row says so. Fails only when nothing at all was found."""
+    from dflib.labels import find_videos
+
+    found: list[tuple[Path, str]] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found += [(path / name, name) for name in find_videos(path)]
+        else:
+            found.append((path, path.name))
+    if not any(path.is_file() for path, _ in found):
+        raise FileNotFoundError(f"no video found in: {', '.join(inputs)}")
+    return found
+
+
+def _unique_folder(name: str, used: set[str]) -> str:
+    candidate, number = name, 2
+    while candidate in used:
+        candidate, number = f"{name}-{number}", number + 1
+    used.add(candidate)
+    return candidate
+
+
+def write_csv(predictions: list[Prediction], path: str | os.PathLike) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for p in predictions:
+        writer.writerow([p.video, p.label, "" if p.p_fake is None else f"{p.p_fake:.6f}",
+                         "" if p.confidence is None else f"{p.confidence:.6f}", p.faces, p.status, p.reason])
+    return atomic_write_text(Path(path), buffer.getvalue())
+
+
+def predict_cli(args, cfg) -> int:
+    """``dflib predict``: one block (or JSON object) per video, a CSV with --out, files with --explain."""
+    videos = expand_videos(args.videos)
+    predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks)
+    explain_to = Path(cfg.explain).expanduser() if cfg.explain else None
+    used: set[str] = set()
+    predictions = []
+    batch = len(videos) > 1
+    bar = tqdm(videos, desc="predict", unit="video", disable=args.quiet or not batch, file=sys.stderr)
+    for path, name in bar:
+        try:
+            if explain_to is not None:
+                from dflib.explain import explain
+
+                prediction = explain(path, predictor, out_dir=explain_to / _unique_folder(name, used)).prediction
+            else:
+                prediction = predictor(path)
+        except Exception as error:  # noqa: BLE001 - one broken video must never stop a batch
+            prediction = Prediction(video=str(path), label=ERROR, threshold=predictor.threshold,
+                                    reason=f"unexpected error: {type(error).__name__}: {error}")
+        predictions.append(prediction)
+        text = json.dumps(prediction.to_dict()) if args.json else prediction.text() + ("\n" if batch else "")
+        tqdm.write(text, file=sys.stdout)
+    if args.out:
+        write_csv(predictions, args.out)
+    if batch:
+        counts = {label: sum(p.label == label for p in predictions) for label in (FAKE, REAL, NO_FACE, ERROR)}
+        where = f"; results in {args.out}" if args.out else ""
+        print(f"{len(predictions)} videos: " + ", ".join(f"{n} {label}" for label, n in counts.items()) + where,
+              file=sys.stderr)
+    return 0
