@@ -1,0 +1,117 @@
+import argparse
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dflib.explain
+from dflib.config import PredictConfig
+from dflib.explain import explain, grad_cam_maps, raw_grad_cam, write_animation
+from dflib.models import create_model
+from dflib.predict import Predictor, predict_cli
+from tiny_checkpoint import tiny_checkpoint
+
+EXPECTED_FILES = {"last_frame", "grid", "full_frame", "timeline", "animation", "prediction"}
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    return Predictor(tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "ckpt.pt"), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def explained(predictor, face_video, tmp_path_factory):
+    out = tmp_path_factory.mktemp("explain") / "face"
+    return explain(face_video, predictor, out_dir=out), out
+
+
+def _hand_grad_cam(model, frames, class_index):
+    """Grad-CAM written out with autograd: gradient of the video logit at each frame's activations."""
+    saved = {}
+    handle = model.cam_target_layer.register_forward_hook(lambda module, inputs, output: saved.update(a=output))
+    try:
+        logit = model(frames.unsqueeze(0))[0, class_index]
+        (grads,) = torch.autograd.grad(logit, saved["a"])
+    finally:
+        handle.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    return torch.relu((weights * saved["a"]).sum(dim=1)).detach().numpy()
+
+
+@pytest.mark.parametrize("name,size", [("mobilenet_v3_small_lstm", 64), ("resnet18_lstm", 64)])
+def test_one_map_per_frame_for_the_video_fake_logit(name, size):
+    torch.manual_seed(0)
+    model = create_model(name, hidden_size=8).eval()
+    frames = torch.randn(3, 3, size, size)
+    raw = raw_grad_cam(model, frames, 1)
+    assert raw.shape[0] == 3 and raw.ndim == 3
+    np.testing.assert_allclose(raw, _hand_grad_cam(model, frames, 1), rtol=1e-4, atol=1e-6)
+    assert all(p.grad is None for p in model.parameters())
+
+    maps = grad_cam_maps(model, frames, 1)
+    assert maps.shape == (3, size, size) and np.isfinite(maps).all()
+    assert maps.min() >= 0 and maps.max() == pytest.approx(1.0)
+    upsampled = F.interpolate(torch.from_numpy(raw)[:, None], size=(size, size), mode="bilinear")[:, 0].numpy()
+    # One scale for the video: the maps keep the ratios between frames of the raw maps.
+    np.testing.assert_allclose(maps, upsampled / upsampled.max(), rtol=1e-5, atol=1e-6)
+
+
+def test_cam_works_with_frozen_weights():
+    model = create_model("mobilenet_v3_small_lstm", hidden_size=8).eval().requires_grad_(False)
+    assert grad_cam_maps(model, torch.randn(2, 3, 48, 48), 1).shape == (2, 48, 48)
+
+
+def test_maps_are_scaled_once_per_video_not_per_frame(explained):
+    result, _ = explained
+    assert result.maps.shape == (4, 48, 48) and result.frames.shape == (4, 48, 48, 3)
+    frame_peaks = result.maps.reshape(len(result.maps), -1).max(axis=1)
+    assert frame_peaks.max() == pytest.approx(1.0)
+    assert frame_peaks.min() < 0.99  # per-frame min-max scaling would make every peak 1
+    assert result.frame_indices == result.prediction.frame_indices
+    assert "cam" in result.prediction.timings
+
+
+def test_explanation_files_are_written_and_readable(explained):
+    result, out = explained
+    assert set(result.files) == EXPECTED_FILES
+    for path in result.files.values():
+        assert path.parent == out and path.stat().st_size > 0
+    grid = cv2.imread(str(result.files["grid"]))
+    full = cv2.imread(str(result.files["full_frame"]))
+    assert grid is not None and full.shape[:2] == (240, 320)
+    assert cv2.imread(str(result.files["last_frame"])).shape[:2] == (192, 192)
+    with av.open(str(result.files["animation"])) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(decoded) == len(result.frame_indices) and decoded[0].shape == (240, 320, 3)
+    assert set(result.figures) == {"last_frame", "grid", "full_frame", "timeline", "animation"}
+
+
+def test_animation_falls_back_to_gif(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise av.FFmpegError(0, "no encoder")
+
+    frames = np.random.default_rng(0).integers(0, 255, (3, 32, 48, 3), dtype=np.uint8)
+    monkeypatch.setattr(dflib.explain.av, "open", refuse)
+    path = write_animation(frames, tmp_path / "clip.mp4")
+    monkeypatch.undo()
+    assert path.suffix == ".gif" and not (tmp_path / "clip.mp4").exists()
+    with av.open(str(path)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 3
+
+
+def test_no_face_writes_only_the_prediction(predictor, noise_video, tmp_path):
+    result = explain(noise_video, predictor, out_dir=tmp_path / "noise")
+    assert result.prediction.label == "NO_FACE" and result.maps is None and result.figures == {}
+    assert set(result.files) == {"prediction"}
+
+
+def test_cli_explain_writes_a_folder_per_video(face_video, noise_video, tmp_path):
+    explain_dir = tmp_path / "explain"
+    args = argparse.Namespace(videos=[str(face_video), str(noise_video)], out="", json=False, quiet=True)
+    cfg = PredictConfig(checkpoint=str(tiny_checkpoint(tmp_path / "ckpt.pt")), device="cpu", explain=str(explain_dir))
+    assert predict_cli(args, cfg) == 0
+    assert (explain_dir / face_video.name / "cam_grid.png").stat().st_size > 0
+    assert (explain_dir / noise_video.name / "prediction.json").is_file()
