@@ -27,8 +27,8 @@ MANIFEST = "manifest.csv"
 PREPROCESS_CONFIG = "preprocess_config.json"
 SPLITS_FILE = "splits.csv"
 _MANIFEST_COLUMNS = ("filename", "label", "status", "output")
-_MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
-_STD = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(1, 3, 1, 1)
+_MEAN_255 = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1) * 255
+_INV_STD_255 = 1 / (torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1) * 255)
 _LUMA = np.float32([0.299, 0.587, 0.114])
 
 
@@ -44,8 +44,9 @@ def clip_to_tensor(crops: np.ndarray, size: int) -> torch.Tensor:
         shrinking = crops.shape[1] > size
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         crops = np.stack([cv2.resize(frame, (size, size), interpolation=interpolation) for frame in crops])
-    frames = crops.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-    return torch.from_numpy((frames - _MEAN) / _STD)
+    # In place on one contiguous copy: this runs for every clip of every epoch, in the loader workers.
+    frames = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).contiguous().float()
+    return frames.sub_(_MEAN_255).mul_(_INV_STD_255)
 
 
 def choose_frames(n_available: int, frames: int, mode: str, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -112,18 +113,24 @@ class ClipAugment:
             matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0.0, scale)
             matrix[:, 2] += (shift_x * width, shift_y * height)
             out = np.stack([cv2.warpAffine(f, matrix, (width, height), borderMode=cv2.BORDER_REFLECT_101) for f in out])
-        out = out.astype(np.float32) * params["brightness"]
-        # One mean for the whole clip, so contrast changes every frame the same way.
-        mean = float((out @ _LUMA).mean())
-        out = (out - mean) * params["contrast"] + mean
-        gray = (out @ _LUMA)[..., None]
-        out = (out - gray) * params["saturation"] + gray
-        out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        out = _color_jitter(np.ascontiguousarray(out), params["brightness"], params["contrast"], params["saturation"])
         if params["blur_sigma"] > 0:
             out = np.stack([cv2.GaussianBlur(f, (0, 0), params["blur_sigma"]) for f in out])
         if params["jpeg_quality"]:
             out = np.stack([_jpeg(f, params["jpeg_quality"]) for f in out])
         return np.ascontiguousarray(out)
+
+
+def _color_jitter(crops: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
+    """Brightness, then contrast around the clip's mean grey, then saturation, as one affine colour map.
+
+    Saturation s blends each pixel with its grey: A = s*I + (1-s)*1*luma^T. A keeps grey levels, so
+    the three steps fold into out = brightness*contrast*A @ x + (1-contrast)*mean, one cv2 pass.
+    """
+    mean = brightness * float(crops.reshape(-1, 3).mean(axis=0) @ _LUMA)
+    blend = saturation * np.eye(3, dtype=np.float32) + (1 - saturation) * np.outer(np.ones(3), _LUMA)
+    matrix = np.hstack([brightness * contrast * blend, np.full((3, 1), (1 - contrast) * mean)]).astype(np.float32)
+    return cv2.transform(crops.reshape(-1, crops.shape[2], 3), matrix).reshape(crops.shape)
 
 
 def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:

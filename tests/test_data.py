@@ -153,3 +153,14 @@ def test_class_weights_follow_the_imbalance(tmp_path):
     weights = class_weights(rows)
     assert weights[0] / weights[1] == pytest.approx(17 / 3)
     assert float(weights.mean()) == pytest.approx(1.0)
+
+
+def test_colour_jitter_does_what_its_parameters_say():
+    clip = np.random.default_rng(3).integers(20, 200, size=(3, 8, 8, 3), dtype=np.uint8)
+    neutral = {"hflip": False, "scale": 1.0, "shift": [0.0, 0.0], "blur_sigma": 0.0, "jpeg_quality": 0,
+               "brightness": 1.0, "contrast": 1.0, "saturation": 1.0}
+    assert np.array_equal(ClipAugment.apply(clip, neutral), clip)
+    gray = ClipAugment.apply(clip, {**neutral, "saturation": 0.0})
+    assert np.abs(gray.astype(int) - gray[..., :1]).max() <= 1
+    brighter = ClipAugment.apply(clip, {**neutral, "brightness": 1.2})
+    assert np.abs(brighter.astype(float) - np.clip(clip * 1.2, 0, 255)).max() <= 1
