@@ -25,7 +25,8 @@ from dflib.plots import plot_confusion, plot_history, plot_roc, plot_score_histo
 from dflib.predict import resolve_device
 
 SCORE_COLUMNS = ["filename", "label", "p_fake", "source", "split"]
-FIGURE_FILES = {"confusion": "confusion.png", "roc": "roc.png", "histogram": "score_histogram.png", "history": "history.png"}
+FIGURE_FILES = {"confusion": "confusion.png", "roc": "roc.png", "histogram": "score_histogram.png",
+                "history": "history.png"}
 
 
 @dataclass

@@ -18,6 +18,9 @@ from pathlib import Path
 import av
 import cv2
 import matplotlib.pyplot as plt
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,6 +39,9 @@ ANIMATION_FPS = 4
 ANIMATION_LONG_SIDE = 480
 FULL_FRAME_LONG_SIDE = 1280
 CAM_ALPHA = 0.45
+CAM_COLORMAP = "jet"
+GRID_TILE = 112  # pixels: smaller crops are enlarged so the grid stays legible
+GRID_CAPTION = 18
 COLORS = {FAKE: (220, 40, 40), "REAL": (40, 170, 60)}
 
 
@@ -140,8 +146,8 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def _heat(cam_map: np.ndarray) -> np.ndarray:
-    colored = cv2.applyColorMap(np.uint8(np.clip(cam_map, 0, 1) * 255), cv2.COLORMAP_JET)
-    return cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
+    """RGB uint8 colours of the colour bar's map, so overlays and colour bar agree."""
+    return np.uint8(colormaps[CAM_COLORMAP](np.clip(cam_map, 0, 1))[..., :3] * 255)
 
 
 def _overlay(image: np.ndarray, cam_map: np.ndarray, scale: int = 1) -> np.ndarray:
@@ -169,20 +175,29 @@ def _verdict(prediction: Prediction) -> str:
 
 
 def _grid_figure(result: Explanation, prediction: Prediction) -> Figure:
-    """The input frames with their maps, most suspicious frame (highest score) first."""
+    """The input frames with their maps, most suspicious frame (highest score) first.
+
+    Tiled into one image shown on one axes: twenty matplotlib axes took seconds to lay out.
+    """
     order = np.argsort(-np.asarray(prediction.frame_scores), kind="stable")
-    columns = min(5, len(order))
-    rows = -(-len(order) // columns)
-    fig, axes = _figure(nrows=rows, ncols=columns, figsize=(2.2 * columns, 2.4 * rows + 0.8), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, step in zip(axes.flat, order):
-        ax.imshow(result.frames[step])
-        shown = ax.imshow(result.maps[step], cmap="jet", alpha=CAM_ALPHA, vmin=0, vmax=1)
-        ax.set_title(f"frame {result.frame_indices[step]}\nscore {prediction.frame_scores[step]:.3f}", fontsize=9)
-    fig.colorbar(shown, ax=axes, shrink=0.6, label="Grad-CAM (per-video scale)")
-    fig.suptitle(f"{Path(prediction.video).name}: {_verdict(prediction)}\n{SCALE_NOTE}; most suspicious first",
-                 fontsize=10)
+    scale = max(1, -(-GRID_TILE // result.maps.shape[-1]))
+    tiles = []
+    for step in order:
+        tile = _overlay(result.frames[step], result.maps[step], scale)
+        caption = np.full((GRID_CAPTION, tile.shape[1], 3), 255, dtype=np.uint8)
+        text = f"#{result.frame_indices[step]} {prediction.frame_scores[step]:.3f}"
+        cv2.putText(caption, text, (3, GRID_CAPTION - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(np.pad(np.concatenate([tile, caption]), ((2, 2), (2, 2), (0, 0)), constant_values=255))
+    columns = min(5, len(tiles))
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)
+    mosaic = np.concatenate([np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)])
+    height, width = mosaic.shape[:2]
+    fig, ax = _figure(figsize=(width / 100 + 1.2, height / 100 + 0.8))
+    ax.imshow(mosaic)
+    ax.axis("off")
+    fig.colorbar(ScalarMappable(Normalize(0, 1), CAM_COLORMAP), ax=ax, shrink=0.8, label="Grad-CAM (per-video scale)")
+    fig.suptitle(f"{Path(prediction.video).name}: {_verdict(prediction)}\n{SCALE_NOTE};\n"
+                 "most suspicious first (#frame index, score)", fontsize=9)
     return fig
 
 
@@ -204,7 +219,8 @@ def _draw(image: np.ndarray, crop_box: np.ndarray, face_box, cam_map: np.ndarray
             out[fy1:fy2, fx1:fx2] = cv2.addWeighted(patch, CAM_ALPHA, region, 1 - CAM_ALPHA, 0)
     scale = min(1.0, long_side / max(height, width))
     if scale < 1.0:
-        out = cv2.resize(out, (max(2, round(width * scale)), max(2, round(height * scale))), interpolation=cv2.INTER_AREA)
+        size = (max(2, round(width * scale)), max(2, round(height * scale)))
+        out = cv2.resize(out, size, interpolation=cv2.INTER_AREA)
     thickness = max(1, round(max(out.shape[:2]) / 300))
     box = np.round(np.asarray(face_box, dtype=np.float64) * scale).astype(int)
     cv2.rectangle(out, (box[0], box[1]), (box[2], box[3]), color, thickness)
@@ -233,7 +249,8 @@ def _timeline_figure(prediction: Prediction) -> Figure:
     fig, ax = _figure(figsize=(7, 3.5))
     for track in prediction.tracks:
         ax.plot(track.frame_indices, track.frame_scores, marker="o",
-                label=f"track {track.track}: P(FAKE) {track.p_fake:.3f}", linewidth=2 if track.track == prediction.track else 1)
+                label=f"track {track.track}: P(FAKE) {track.p_fake:.3f}",
+                linewidth=2 if track.track == prediction.track else 1)
     ax.axhline(prediction.threshold, color="black", linestyle="--", label=f"threshold {prediction.threshold:g}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("video frame")
