@@ -36,6 +36,7 @@ class PreprocessConfig:
     margin: float = 1.3
     detector: str = "centerface"
     detect_long_side: int = 640
+    detect_face_size: int = 64  # once a face is found, detect at the scale where it is this big (0: always full)
     min_face_score: float = 0.5
     min_frames: int = 10
     max_gap: int = 3  # missed detections bridged by interpolation, in sampled frames

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from dflib.config import PreprocessConfig, save_json, to_dict
 from dflib.cropfile import SUFFIX, FaceClip, contact_sheet, save_clip
-from dflib.faces import FaceDetector, create_detector, crop_square, landmarks_in_crop, square_box
+from dflib.faces import FaceDetector, create_detector, crop_square, detect_frames, landmarks_in_crop, square_box
 from dflib.io import atomic_path, atomic_write_text, clean_partial_files
 from dflib.labels import LabelRow, find_videos, match_videos, read_labels
 from dflib.tracking import fill_gaps, link_tracks
@@ -34,7 +34,7 @@ CROPS_DIR = "crops"
 RECORDS_DIR = "records"
 PREVIEWS_DIR = "previews"
 # Settings that change what a crop file holds: a rerun with other values must not mix outputs.
-OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "size", "margin", "detector", "detect_long_side",
+OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "size", "margin", "detector", "detect_long_side", "detect_face_size",
                    "min_face_score", "min_frames", "max_gap", "track_iou", "all_tracks")
 
 
@@ -111,7 +111,7 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector) -> 
         raise VideoError(f"{path}: no frame could be decoded")
 
     started = time.perf_counter()
-    per_frame = [detector.detect(image) for image in images]
+    per_frame = detect_frames(detector, images, cfg.detect_face_size, keep_small=cfg.all_tracks)
     row.detect_s = time.perf_counter() - started
     row.faces_found = sum(bool(found) for found in per_frame)
     tracks = link_tracks(per_frame, cfg.track_iou, cfg.max_gap)

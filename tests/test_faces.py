@@ -85,3 +85,24 @@ def test_iou():
     a = np.array([0, 0, 10, 10], np.float32)
     assert iou(a, a) == 1 and iou(a, a + 20) == 0
     assert iou(a, np.array([5, 0, 15, 10], np.float32)) == pytest.approx(1 / 3)
+
+
+def test_adaptive_scale_finds_the_same_faces_and_falls_back_for_a_small_one():
+    from dflib.faces import detect_frames
+
+    detector = create_detector("centerface", long_side=640)
+    face = np.repeat(np.repeat(face_photo(), 2, axis=0), 2, axis=1)
+    big = np.full((600, 800, 3), 90, np.uint8)
+    big[40:40 + face.shape[0], 200:200 + face.shape[1]] = face
+    small = np.full((600, 800, 3), 90, np.uint8)
+    tiny_face = face[::8, ::8]
+    small[400:400 + tiny_face.shape[0], 50:50 + tiny_face.shape[1]] = tiny_face
+    calls = []
+    original = detector.detect
+    detector.detect = lambda image, long_side=None: calls.append(long_side) or original(image, long_side)
+    adaptive = detect_frames(detector, [big, big, small], face_size=64)
+    assert calls[1] < 640 and calls[-1] == 640  # cheaper once the face is known; full size when it is lost
+    full = [original(image) for image in (big, big, small)]
+    assert [len(found) for found in adaptive] == [len(found) for found in full] == [1, 1, 1]
+    for a, b in zip(adaptive, full):
+        assert iou(a[0].box, b[0].box) > 0.8
