@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,16 +79,31 @@ def raw_grad_cam(model, frames: torch.Tensor, class_index: int) -> np.ndarray:
     """(T, h, w) unscaled Grad-CAM at the target layer's resolution, for the video-level logit
     ``class_index``, from one video's (T, 3, H, W) frames."""
     device = next(model.parameters()).device
-    # Gradients must reach the activations even if the caller froze the weights.
-    frames = frames.detach().to(device).requires_grad_(True)
-    # cuDNN's LSTM has no backward pass in eval mode; the native kernel gives the same result.
     cam = _RawGradCAM(_OneVideo(model), [model.cam_target_layer])
     try:
-        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
-            return cam(frames, targets=[ClassifierOutputTarget(class_index)])
+        # cuDNN's LSTM has no backward pass in eval mode; the native kernel gives the same result.
+        with _gradients_only_at(model, model.cam_target_layer), torch.enable_grad(), \
+                torch.backends.cudnn.flags(enabled=False):
+            return cam(frames.detach().to(device), targets=[ClassifierOutputTarget(class_index)])
     finally:
         cam.activations_and_grads.release()
         model.zero_grad(set_to_none=True)
+
+
+@contextmanager
+def _gradients_only_at(model: nn.Module, layer: nn.Module):
+    """Only the target layer's weights need gradients for its output to get one: freezing the
+    rest for the pass stops the backward pass at that layer and skips every weight gradient
+    (ResNeXt50+LSTM, 20 frames on 2 CPU cores: ~2 s instead of 12-18 s), and works whether or not
+    the caller froze the model."""
+    saved = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
+    model.requires_grad_(False)
+    layer.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for parameter, flag in saved:
+            parameter.requires_grad_(flag)
 
 
 def grad_cam_maps(model, frames: torch.Tensor, class_index: int) -> np.ndarray:

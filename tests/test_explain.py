@@ -49,7 +49,7 @@ def test_one_map_per_frame_for_the_video_fake_logit(name, size):
     raw = raw_grad_cam(model, frames, 1)
     assert raw.shape[0] == 3 and raw.ndim == 3
     np.testing.assert_allclose(raw, _hand_grad_cam(model, frames, 1), rtol=1e-4, atol=1e-6)
-    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is None and p.requires_grad for p in model.parameters())
 
     maps = grad_cam_maps(model, frames, 1)
     assert maps.shape == (3, size, size) and np.isfinite(maps).all()
@@ -59,9 +59,10 @@ def test_one_map_per_frame_for_the_video_fake_logit(name, size):
     np.testing.assert_allclose(maps, upsampled / upsampled.max(), rtol=1e-5, atol=1e-6)
 
 
-def test_cam_works_with_frozen_weights():
+def test_cam_works_with_frozen_weights_and_leaves_them_frozen():
     model = create_model("mobilenet_v3_small_lstm", hidden_size=8).eval().requires_grad_(False)
     assert grad_cam_maps(model, torch.randn(2, 3, 48, 48), 1).shape == (2, 48, 48)
+    assert not any(p.requires_grad for p in model.parameters())
 
 
 def test_maps_are_scaled_once_per_video_not_per_frame(explained):
