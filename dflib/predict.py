@@ -82,6 +82,8 @@ class Prediction:
         lines.append(f"Prediction: {self.label}")
         if self.reason:
             lines.append(f"Reason: {self.reason}")
+        if 0 < self.frames_used < self.frames_sampled:
+            lines.append(f"Face in {self.frames_used} of {self.frames_sampled} sampled frames")
         if self.faces > 1:
             scores = ", ".join(f"track {t.track}: {t.p_fake:.3f}" for t in self.tracks)
             verdict = f"; track {self.fake_track} is FAKE" if self.fake_track is not None else ""

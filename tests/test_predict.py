@@ -11,7 +11,7 @@ import torch
 from dflib.checkpoint import load_model
 from dflib.cli import main
 from dflib.config import PredictConfig, PreprocessConfig
-from dflib.predict import CSV_COLUMNS, Predictor, predict, predict_cli, resolve_device
+from dflib.predict import CSV_COLUMNS, Prediction, Predictor, predict, predict_cli, resolve_device
 from dflib.synthetic import face_photo, write_video
 from tiny_checkpoint import tiny_checkpoint
 
@@ -217,3 +217,8 @@ def test_sample_videos(checkpoint, sample_data):
     no_face = sample_data / "edge" / "no_face.mp4"
     if no_face.is_file():
         assert predict(no_face, checkpoint).label == "NO_FACE"
+
+
+def test_text_says_when_the_face_was_seen_in_few_frames():
+    text = Prediction(video="v.mp4", label="REAL", p_fake=0.2, confidence=0.8, frames_used=3, frames_sampled=6).text()
+    assert text.splitlines() == ["v.mp4", "Confidence: 80.00%", "Prediction: REAL", "Face in 3 of 6 sampled frames"]
