@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +12,6 @@ from dflib.checkpoint import CheckpointError, load_checkpoint, load_model, save_
 from dflib.config import AugmentConfig, ModelConfig, TrainConfig, to_dict
 from dflib.train import train
 from synthetic_clips import make_data_dir
-
-pytestmark = pytest.mark.filterwarnings("ignore:.*without a REAL/FAKE label")
 
 
 @pytest.fixture(scope="module")
