@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import fields
 from typing import Any
@@ -84,6 +85,8 @@ def _cmd_train(args) -> int:
     from dflib.train import train
 
     result = train(config_from_args(TrainConfig, args), resume=args.resume, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
     print(json.dumps({key: str(value) for key, value in result.items() if key != "history"}, indent=2))
     return 0
 

@@ -7,7 +7,6 @@ run sees exactly the clips an uninterrupted one would have seen.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -20,13 +19,13 @@ from torch.utils.data import Dataset
 
 from dflib.config import IMAGENET_MEAN, IMAGENET_STD, LABELS, AugmentConfig, TrainConfig
 from dflib.cropfile import load_clip
+from dflib.preprocess import CONFIG_FILE as PREPROCESS_CONFIG
+from dflib.preprocess import MANIFEST, read_manifest_rows
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.csv"
-PREPROCESS_CONFIG = "preprocess_config.json"
+
 SPLITS_FILE = "splits.csv"
-_MANIFEST_COLUMNS = ("filename", "label", "status", "output")
 _MEAN_255 = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1) * 255
 _INV_STD_255 = 1 / (torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1) * 255)
 _LUMA = np.float32([0.299, 0.587, 0.114])
@@ -156,37 +155,17 @@ class ClipRow:
 
 def read_manifest(data_dir: str | os.PathLike) -> list[ClipRow]:
     """Rows that preprocessing finished (status ok) and that carry a REAL/FAKE label."""
-    data_dir = Path(data_dir)
-    path = data_dir / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{data_dir}: no {MANIFEST} in this folder; run `dflib preprocess` on your videos first "
-            "and point training at its output folder"
-        )
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in _MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; is it a dflib preprocess manifest?")
-        rows, unlabeled = [], 0
-        for record in reader:
-            if record["status"] != "ok":
-                continue
-            label = (record["label"] or "").strip().upper()
-            if label not in LABELS:
-                unlabeled += 1
-                continue
-            rows.append(
-                ClipRow(
-                    filename=record["filename"],
-                    label=label,
-                    output=record["output"],
-                    group=record.get("group") or "",
-                    source=record.get("source") or "",
-                    split=record.get("split") or "",
-                    track=record.get("track") or "",
-                )
-            )
+    rows, unlabeled = [], 0
+    for record in read_manifest_rows(data_dir):
+        if record.status != "ok":
+            continue
+        label = record.label.strip().upper()
+        if label not in LABELS:
+            unlabeled += 1
+            continue
+        rows.append(ClipRow(filename=record.filename, label=label, output=record.output, group=record.group,
+                            source=record.source, split=record.split, track=str(record.track)))
+    path = Path(data_dir) / MANIFEST
     if unlabeled:
         log.warning("%s: %d ok row(s) without a REAL/FAKE label are not used for training", path, unlabeled)
     if not rows:

@@ -65,6 +65,7 @@ class ManifestRow:
 
 
 MANIFEST_COLUMNS = [f.name for f in fields(ManifestRow)]
+REQUIRED_COLUMNS = ("filename", "label", "status", "output")
 
 
 @dataclass
@@ -245,19 +246,25 @@ def write_manifest(out: Path, rows: list[ManifestRow]) -> Path:
 
 
 def read_manifest_rows(out: str | os.PathLike) -> list[ManifestRow]:
+    """Every row of a preprocessing manifest (all statuses), typed."""
     path = Path(out) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `dflib preprocess --out {out}` first")
+        raise FileNotFoundError(f"{out}: no {MANIFEST} in this folder; run `dflib preprocess` on your videos first "
+                                "and point at its output folder")
     types = {f.name: f.type for f in fields(ManifestRow)}
     rows = []
     with open(path, newline="", encoding="utf-8") as handle:
-        for record in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        missing = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; is it a dflib preprocess manifest?")
+        for record in reader:
             values = {}
             for name, value in record.items():
                 if name in types:
                     kind = types[name]
                     values[name] = int(float(value or 0)) if kind in ("int", int) else (
-                        float(value or 0) if kind in ("float", float) else value)
+                        float(value or 0) if kind in ("float", float) else value or "")
             rows.append(ManifestRow(**values))
     return rows
 

@@ -12,11 +12,8 @@ import numpy as np
 
 from dflib.config import PreprocessConfig, to_dict
 from dflib.cropfile import FaceClip, save_clip
+from dflib.preprocess import MANIFEST_COLUMNS
 
-MANIFEST_COLUMNS = [
-    "filename", "label", "status", "reason", "frames", "faces_found", "detector", "seconds",
-    "track", "output", "group", "source", "split",
-]
 
 
 def synthetic_clip(label: str, frames: int, size: int, rng: np.random.Generator) -> FaceClip:
