@@ -53,11 +53,28 @@ def _open(path: Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError) as error:
-        raise VideoError(f"{path}: not a readable video ({error})") from error
+        raise VideoError(f"{path}: {_unreadable(path, error)}") from error
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: no video stream (audio-only or not a video)")
     return container
+
+
+def _detail(error: Exception) -> str:
+    """FFmpeg's words for an error, without the errno number and the path the caller already names."""
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        head = b""
+    if head[4:8] == b"ftyp":  # an MP4 or MOV header: what is missing is the index, written last
+        return (f"not a readable video: MP4 or MOV file without a usable index, most likely cut short "
+                f"(an incomplete download or copy) ({_detail(error)})")
+    return f"not a readable video ({_detail(error)})"
 
 
 def _build_index(container, path: Path) -> _Index:
@@ -71,7 +88,7 @@ def _build_index(container, path: Path) -> _Index:
             entries.append((packet.pts, packet.is_keyframe))
     except av.FFmpegError as error:
         if not entries:
-            raise VideoError(f"{path}: corrupt video ({error})") from error
+            raise VideoError(f"{path}: corrupt video ({_detail(error)})") from error
         # A truncated file: keep the frames that were demuxed before the damage.
     entries.sort()
     if not entries:
@@ -122,7 +139,7 @@ class VideoReader:
             stream = container.streams.video[0]
             frame = next(container.decode(stream), None)
         except av.FFmpegError as error:
-            raise VideoError(f"{self.path}: cannot decode ({error})") from error
+            raise VideoError(f"{self.path}: cannot decode ({_detail(error)})") from error
         finally:
             container.close()
         if frame is None:
