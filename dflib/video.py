@@ -98,6 +98,19 @@ def _build_index(container, path: Path) -> _Index:
     return _Index(pts=pts, keyframes=keyframes)
 
 
+def _decode(container, stream):
+    """Decoded frames until the end or the first damaged packet; then the frames the decoder still
+    holds (a threaded or B-frame decoder holds several) are drained rather than thrown away."""
+    try:
+        for packet in container.demux(stream):
+            yield from packet.decode()
+    except av.FFmpegError:
+        try:
+            yield from stream.codec_context.decode(None)
+        except av.FFmpegError:
+            pass
+
+
 def _to_rgb(frame) -> np.ndarray:
     """RGB uint8, turned upright according to the display-matrix rotation (phone videos)."""
     image = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
@@ -158,6 +171,16 @@ class VideoReader:
         wanted = sorted({int(i) for i in indices if 0 <= int(i) < self.n_frames})
         if not wanted:
             return [], []
+        got_indices, images = self._read(wanted, "AUTO")
+        if len(got_indices) < len(wanted):
+            # Damage: frame-threaded decoding silently drops the frames in flight when it meets a
+            # broken packet, so decode once more on one thread, which keeps every frame before it.
+            retry = self._read(wanted, "SLICE")
+            if len(retry[0]) > len(got_indices):
+                got_indices, images = retry
+        return got_indices, images
+
+    def _read(self, wanted: list[int], thread_type: str) -> tuple[list[int], list[np.ndarray]]:
         pts_to_index = {p: i for i, p in enumerate(self._index.pts)}
         keyframes = self._index.keyframes
         got_indices: list[int] = []
@@ -165,14 +188,14 @@ class VideoReader:
         container = _open(self.path)
         try:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type = thread_type
             position = -1  # index of the last decoded frame
             frames = None
             for target in wanted:
                 key = keyframes[bisect_right(keyframes, target) - 1]
                 if frames is None or key > position + 1:
                     container.seek(self._index.pts[key], stream=stream, backward=True, any_frame=False)
-                    frames = container.decode(stream)
+                    frames = _decode(container, stream)
                 for frame in frames:
                     if frame.pts is None:
                         continue
