@@ -66,6 +66,9 @@ class FaceDetector(ABC):
         height, width = image.shape[:2]
         long_side = long_side or self.long_side
         scale = min(1.0, long_side / max(height, width)) if long_side else 1.0
+        # A frame smaller than the smallest detection size is enlarged to it: at 64x48 a face fills
+        # the frame yet covers too few cells of the network's stride-4 heatmap to be found.
+        scale = max(scale, DETECTION_SIZES[0] / max(height, width))
         small = image if scale == 1.0 else cv2.resize(
             image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
         boxes, scores, landmarks = self._detect(small)
