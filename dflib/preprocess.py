@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -298,7 +299,10 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     with tqdm(total=len(todo_names), initial=len(todo_names) - len(tasks), desc="preprocess", unit="video",
               disable=not progress) as bar:
         if cfg.workers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(cfg.workers, initializer=_init_worker, initargs=(cfg,)) as pool:
+            # Spawned, not forked: a child forked from a process that has used OpenCV's thread pool
+            # (any earlier cv2 call in a notebook) hangs in its first cv2 call.
+            with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_init_worker, initargs=(cfg,)) as pool:
                 for rows in pool.map(_run_one, tasks):
                     results[rows[0].filename] = rows
                     bar.update()
