@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -40,6 +39,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    _check_container(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -52,8 +52,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 f"it could run code ({reason}). dflib checkpoints never need that: it is not one, or it was tampered with."
             ) from error
         raise CheckpointError(f"{path}: corrupt checkpoint file ({error})") from error
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint file ({error})") from error
+    except Exception as error:  # a damaged pickle fails in many ways (KeyError, IndexError, ...)
+        raise CheckpointError(
+            f"{path}: truncated or corrupt checkpoint file ({type(error).__name__}: {error})") from error
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a dflib checkpoint (no format={FORMAT!r} entry)")
     version = ckpt.get("format_version")
@@ -66,6 +67,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if missing:
         raise CheckpointError(f"{path}: not a complete dflib checkpoint (missing {', '.join(missing)})")
     return ckpt
+
+
+def _check_container(path: Path) -> None:
+    """A PyTorch file is a zip archive or (older format) a binary pickle; name anything else plainly
+    rather than let the unpickler call it unsafe or fail with a bare opcode number."""
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if not head:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        return
+    start = head.lstrip().lower()
+    kind = ("an HTML page: the download probably failed" if start.startswith((b"<!doctype html", b"<html"))
+            else f"it starts with {head[:16]!r}")
+    raise CheckpointError(f"{path}: not a PyTorch checkpoint file ({kind})")
 
 
 def load_model(path_or_ckpt: str | os.PathLike | dict, device: str | torch.device = "cpu"):
