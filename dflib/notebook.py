@@ -139,21 +139,20 @@ def crop_sheets(out: str | os.PathLike, rows: Sequence, limit: int = 6) -> Figur
 class LiveHistory:
     """``on_epoch_end`` callback that redraws the training curves in place after every epoch.
 
-    It updates one display (IPython display_id) instead of clearing the cell, so the progress
-    bars and epoch lines above it stay visible.
+    The (empty) curves are shown at once, so they stay above the training log, and then updated
+    in place (an IPython display_id) rather than by clearing the cell, which would also wipe the
+    progress bars and epoch lines.
     """
 
     def __init__(self):
-        self._handle = None
+        from dflib.plots import plot_history
+
+        self._handle = display(plot_history([]), display_id=True)
 
     def __call__(self, history: list[dict]) -> None:
         from dflib.plots import plot_history
 
-        figure = plot_history(history)
-        if self._handle is None:
-            self._handle = display(figure, display_id=True)
-        else:
-            self._handle.update(figure)
+        self._handle.update(plot_history(history))
 
 
 def metrics_table(metrics: Mapping) -> pd.DataFrame:
