@@ -207,7 +207,9 @@ def test_train_notebook_trains_evaluates_and_plots(work, trained):
     assert all((run / "eval_test" / name).is_file() for name in ("confusion.png", "roc.png", "scores.csv"))
 
     html = outputs_with(trained, "text/html")
-    assert outputs_with(trained, "image/png"), "no training curves shown"
+    training = next(cell for cell in code_cells(trained) if "train(cfg" in cell.source)
+    curves = [o for o in training.outputs if "image/png" in o.get("data", {})]
+    assert len(curves) == 1 and training.outputs[0] is curves[0], "curves must be one figure, above the log"
     assert any(t.count("data:image/png;base64,") == 3 for t in html), "confusion, ROC and histogram not shown"
     assert any("balanced_accuracy" in t and "all videos" in t for t in html), "metrics table missing"
 
