@@ -161,9 +161,10 @@ def metrics_table(metrics: Mapping) -> pd.DataFrame:
     by_source = metrics.get("by_source", {})
     parts = {"all videos": metrics, **({f"source: {name}": sub for name, sub in by_source.items()}
                                        if len(by_source) > 1 else {})}
-    return pd.DataFrame.from_dict(
+    table = pd.DataFrame.from_dict(
         {name: {key: part.get(key) for key in METRIC_COLUMNS} for name, part in parts.items()}, orient="index"
     )
+    return table.apply(pd.to_numeric).round(3)  # an undefined metric (None) shows as NaN, like the others
 
 
 def side_by_side(*figures: Figure) -> HTML:
@@ -190,7 +191,7 @@ def describe_checkpoint(predictor) -> str:
              f"on {predictor.device}"]
     if ckpt.get("epoch"):
         best = ckpt.get("best_metric")
-        lines.append(f"weights after epoch {ckpt['epoch']}; best validation {ckpt.get('monitor', 'metric')} "
+        lines.append(f"weights after epoch {ckpt['epoch']}; best {ckpt.get('monitor', 'validation metric')} "
                      f"{'n/a' if best is None else format(best, '.3f')} (epoch {ckpt.get('best_epoch')})")
     return "\n".join(lines)
 
