@@ -43,9 +43,11 @@ class ConfigForm:
         for name, value in values.items():
             self.widgets[name].value = value
 
-    def _repr_mimebundle_(self, **kwargs):
-        """Display the form when a cell ends with it, as it would the widget."""
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self):
+        """Display the form when a cell ends with it, as it would the widget (ipywidgets 7 and 8)."""
+        from IPython.display import display
+
+        display(self.widget)
 
 
 def config_form(
@@ -127,7 +129,9 @@ def _container(config: Any, widgets: dict[str, ipywidgets.Widget], descriptions:
         if dataclasses.is_dataclass(value):
             if any(w.startswith(name + ".") for w in widgets):
                 body = _container(value, widgets, descriptions, name + ".")
-                sections.append(ipywidgets.Accordion([body], titles=(descriptions.get(name) or _readable(f.name),)))
+                section = ipywidgets.Accordion(children=[body])
+                section.set_title(0, descriptions.get(name) or _readable(f.name))  # works in ipywidgets 7 and 8
+                sections.append(section)
         elif name in widgets:
             rows.append(widgets[name])
     return ipywidgets.VBox(rows + sections)

@@ -109,7 +109,7 @@ def test_set_unknown_name_is_a_clear_error():
 def test_nested_configs_are_titled_sections():
     form = config_form(TrainConfig(), descriptions={"augment": "Augmentation", "lr": "Learning rate"})
     sections = [child for child in form.widget.children if isinstance(child, ipywidgets.Accordion)]
-    assert [s.titles[0] for s in sections] == ["Model", "Augmentation"]
+    assert [s.get_title(0) for s in sections] == ["Model", "Augmentation"]
     assert form.widgets["model.dropout"] in sections[0].children[0].children
     assert form.widgets["lr"] in form.widget.children
     assert form.widgets["lr"].description == "Learning rate"
@@ -120,12 +120,17 @@ def test_nested_configs_are_titled_sections():
 def test_section_without_shown_fields_is_left_out():
     form = config_form(TrainConfig(), fields=["epochs", "model.dropout"])
     sections = [child for child in form.widget.children if isinstance(child, ipywidgets.Accordion)]
-    assert [s.titles[0] for s in sections] == ["Model"]
+    assert [s.get_title(0) for s in sections] == ["Model"]
 
 
-def test_form_displays_as_its_widget():
+def test_form_displays_as_its_widget(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
     form = config_form(PredictConfig())
-    assert form._repr_mimebundle_() == form.widget._repr_mimebundle_()
+    form._ipython_display_()
+    assert shown == [form.widget]
 
 
 def test_class_instead_of_instance_is_a_clear_error():
