@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -33,10 +34,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def clean_partial_files(folder: str | os.PathLike) -> int:
-    """Remove temporaries that a killed run left behind; returns how many."""
+def clean_partial_files(folder: str | os.PathLike, names: Iterable[str] | None = None) -> int:
+    """Remove temporaries that a killed run left behind; returns how many.
+
+    With ``names``, only those of these files directly in ``folder`` (a folder the user chose may
+    hold other things); without, every temporary below ``folder``.
+    """
+    folder = Path(folder)
+    found = folder.rglob(".*.part") if names is None else (
+        tmp for name in names for tmp in folder.glob(f".{glob.escape(name)}.*.part"))
     removed = 0
-    for tmp in Path(folder).rglob(".*.part"):
+    for tmp in found:
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed

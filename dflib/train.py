@@ -42,13 +42,14 @@ from dflib.data import (
     make_splits,
     read_manifest,
 )
-from dflib.io import atomic_write_text
+from dflib.io import atomic_write_text, clean_partial_files
 
 log = logging.getLogger(__name__)
 
 # Fields a resumed run takes from the caller: where the data is now, and how long to go on.
 # Everything else comes from the checkpoint, so the resumed run trains the model it started.
 RESUME_OVERRIDES = ("data", "epochs", "patience", "workers", "device")
+RUN_FILES = ("last.pt", "best.pt", "config.json", "history.json", "history.csv", SPLITS_FILE)
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_auc", "seconds")
 
 
@@ -110,6 +111,8 @@ def _device(name: str, proc: _Process) -> torch.device:
 
 def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     cfg, run_dir, ckpt = _open_run(cfg, resume)
+    if proc.main:
+        clean_partial_files(run_dir, RUN_FILES)  # half-written temporaries of a run killed while saving
     data_dir = Path(cfg.data)
     show = progress and proc.main
     _seed_everything(cfg.seed)
