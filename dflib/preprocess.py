@@ -277,7 +277,10 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)  # fail fast on a bad detector name
     _check_previous_settings(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
-    clean_partial_files(out)
+    # Only our own files: a user may point --out at a folder that holds other things, even the videos.
+    clean_partial_files(out, (MANIFEST, CONFIG_FILE))
+    for folder in (CROPS_DIR, RECORDS_DIR, PREVIEWS_DIR):
+        clean_partial_files(out / folder)
 
     found = [name for name in find_videos(videos) if not (videos / name).resolve().is_relative_to(out)]
     missing: list[str] = []
