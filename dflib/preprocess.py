@@ -282,7 +282,9 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     for folder in (CROPS_DIR, RECORDS_DIR, PREVIEWS_DIR):
         clean_partial_files(out / folder)
 
-    found = [name for name in find_videos(videos) if not (videos / name).resolve().is_relative_to(out)]
+    # An output folder inside the videos folder is not input; a videos folder inside --out still is.
+    found = [name for name in find_videos(videos)
+             if videos.is_relative_to(out) or not (videos / name).resolve().is_relative_to(out)]
     missing: list[str] = []
     unlabeled: list[str] = []
     labels: dict[str, LabelRow] = {}
