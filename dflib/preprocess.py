@@ -211,6 +211,10 @@ def _check_paths(cfg: PreprocessConfig) -> tuple[Path, Path]:
         raise ValueError(f"output folder {out} is the videos folder: choose another, inputs are never written to")
     if out.exists() and not out.is_dir():
         raise ValueError(f"output path {out} exists and is not a folder")
+    labels = Path(cfg.labels).expanduser().resolve() if cfg.labels else None
+    if labels in (out / MANIFEST, out / CONFIG_FILE):
+        raise ValueError(f"label file {labels} is where preprocess writes its {labels.name}: "
+                         "move the label file or choose another --out, inputs are never written to")
     return videos, out
 
 
