@@ -263,9 +263,21 @@ def write_csv(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     return atomic_write_text(Path(path), buffer.getvalue())
 
 
+def _check_csv_path(out: str, videos: list[tuple[Path, str]]) -> None:
+    """Refuse, before any work, a results path that is a folder or one of the input videos."""
+    if not out:
+        return
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder: give the path of a CSV file to write")
+    if path.exists() and any(path.samefile(video) for video, _ in videos if video.exists()):
+        raise ValueError(f"--out {path} is one of the input videos: give another path, inputs are never written to")
+
+
 def predict_cli(args, cfg) -> int:
     """``dflib predict``: one block (or JSON object) per video, a CSV with --out, files with --explain."""
     videos = expand_videos(args.videos)
+    _check_csv_path(args.out, videos)
     predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks)
     explain_to = Path(cfg.explain).expanduser() if cfg.explain else None
     used: set[str] = set()
