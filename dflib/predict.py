@@ -277,9 +277,14 @@ def _check_csv_path(out: str, videos: list[tuple[Path, str]]) -> None:
 def predict_cli(args, cfg) -> int:
     """``dflib predict``: one block (or JSON object) per video, a CSV with --out, files with --explain."""
     videos = expand_videos(args.videos)
+    explain_to = Path(cfg.explain).expanduser() if cfg.explain else None
+    if explain_to is not None:
+        # Earlier explanations (annotated.mp4) in a folder below the videos are outputs, not inputs.
+        videos = [(path, name) for path, name in videos if not path.resolve().is_relative_to(explain_to.resolve())]
+        if not videos:
+            raise FileNotFoundError(f"no video found in: {', '.join(args.videos)} (outside the --explain folder)")
     _check_csv_path(args.out, videos)
     predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks)
-    explain_to = Path(cfg.explain).expanduser() if cfg.explain else None
     used: set[str] = set()
     predictions = []
     batch = len(videos) > 1
