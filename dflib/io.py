@@ -48,3 +48,9 @@ def clean_partial_files(folder: str | os.PathLike, names: Iterable[str] | None =
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def printable_path(path: str) -> str:
+    """``path`` as UTF-8 text, for tables and messages: the bytes of a name in another encoding
+    (say latin-1 from an old zip), which Python keeps as surrogates, shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

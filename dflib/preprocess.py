@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from dflib.config import PreprocessConfig, save_json, to_dict
 from dflib.cropfile import SUFFIX, FaceClip, contact_sheet, save_clip
 from dflib.faces import FaceDetector, create_detector, crop_square, detect_frames, landmarks_in_crop, square_box
-from dflib.io import atomic_path, atomic_write_text, clean_partial_files
+from dflib.io import atomic_path, atomic_write_text, clean_partial_files, printable_path
 from dflib.labels import LabelRow, find_videos, match_videos, read_labels
 from dflib.tracking import fill_gaps, link_tracks
 from dflib.video import VideoError, VideoReader, sample_indices
@@ -289,6 +289,9 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     # An output folder inside the videos folder is not input; a videos folder inside --out still is.
     found = [name for name in find_videos(videos)
              if videos.is_relative_to(out) or not (videos / name).resolve().is_relative_to(out)]
+    # A name that is not UTF-8 cannot be written as text (manifest, records), nor be in a label file.
+    misnamed = {name for name in found if printable_path(name) != name}
+    found = [name for name in found if name not in misnamed]
     missing: list[str] = []
     unlabeled: list[str] = []
     labels: dict[str, LabelRow] = {}
@@ -325,6 +328,10 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
         results[name] = [ManifestRow(filename=name, label=label_row.label if label_row else "", status="failed",
                                      reason="listed in the label file but not found in the videos folder",
                                      detector=cfg.detector)]
+    for name in misnamed:
+        results[name] = [ManifestRow(filename=printable_path(name), status="failed", detector=cfg.detector,
+                                     reason="file name is not valid UTF-8 (another encoding, e.g. from an old zip):"
+                                            " rename the file")]
     all_rows = [row for name in sorted(results) for row in results[name]]
     write_manifest(out, all_rows)
     return Summary(out, all_rows, missing, unlabeled)
