@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from dflib.config import PreprocessConfig, from_dict
 from dflib.cropfile import FaceClip
-from dflib.io import atomic_write_text
+from dflib.io import atomic_write_text, printable_path
 from dflib.video import VideoError
 
 FAKE, REAL, NO_FACE, ERROR = "FAKE", "REAL", "NO_FACE", "ERROR"
@@ -258,8 +258,9 @@ def write_csv(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for p in predictions:
-        writer.writerow([p.video, p.label, "" if p.p_fake is None else f"{p.p_fake:.6f}",
-                         "" if p.confidence is None else f"{p.confidence:.6f}", p.faces, p.status, p.reason])
+        writer.writerow([printable_path(p.video), p.label, "" if p.p_fake is None else f"{p.p_fake:.6f}",
+                         "" if p.confidence is None else f"{p.confidence:.6f}", p.faces, p.status,
+                         printable_path(p.reason)])
     return atomic_write_text(Path(path), buffer.getvalue())
 
 
@@ -302,7 +303,7 @@ def predict_cli(args, cfg) -> int:
                                     reason=f"unexpected error: {type(error).__name__}: {error}")
         predictions.append(prediction)
         text = json.dumps(prediction.to_dict()) if args.json else prediction.text() + ("\n" if batch else "")
-        tqdm.write(text, file=sys.stdout)
+        tqdm.write(printable_path(text), file=sys.stdout)  # a name in another encoding breaks a UTF-8 terminal
     if args.out:
         write_csv(predictions, args.out)
     if batch:
