@@ -283,3 +283,30 @@ def test_unreadable_file_is_named_chmod(tmp_path, tiny_ckpt):
         _check_unreadable(folder, locked, tmp_path, tiny_ckpt)
     finally:
         locked.chmod(0o644)
+
+
+def test_file_name_that_is_not_utf8_does_not_sink_the_batch(tmp_path, tiny_ckpt, capsys):
+    """A name in another encoding (an old zip's latin-1): preprocess gives it a failed row saying so,
+    predict still predicts it; both write their table, where the name shows its bytes as \\xNN."""
+    from dflib.cli import main
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    data = write_video(tmp_path / "face.mp4", face_clip(6)).read_bytes()
+    latin1 = folder / os.fsdecode(b"caf\xe9.mp4")
+    latin1.write_bytes(data)
+    (folder / "ok.mp4").write_bytes(data)
+    before = tree_state(folder)
+    out = tmp_path / "out"
+    assert main(["preprocess", "--videos", str(folder), "--out", str(out), *PREPROCESS_FLAGS, "--quiet"]) == 0
+    rows = {row.filename: row for row in read_manifest_rows(out)}
+    assert rows["ok.mp4"].status == "ok"
+    assert rows["caf\\xe9.mp4"].status == "failed" and "not valid UTF-8" in rows["caf\\xe9.mp4"].reason
+    results = tmp_path / "results.csv"
+    assert main(["predict", str(folder), "--checkpoint", str(tiny_ckpt), "--device", "cpu", "--quiet",
+                 "--out", str(results)]) == 0
+    with open(results, newline="", encoding="utf-8") as handle:
+        predicted = {os.path.basename(row["filename"]): row for row in csv.DictReader(handle)}
+    assert predicted["caf\\xe9.mp4"]["status"] == predicted["ok.mp4"]["status"] == "ok"
+    assert tree_state(folder) == before
+    capsys.readouterr()
