@@ -131,8 +131,8 @@ def write_4k(path: Path, seconds: int = 3, fps: int = 10) -> Path:
 # Preprocess status is ok/skipped/failed with a reason fragment; predict status is ok/no_face/error.
 VIDEO_CASES = {
     "zero_bytes.mp4": ("failed", "empty file", "error"),
-    "truncated_index.mp4": ("failed", "not a readable video: MP4 or MOV file without a usable index, most likely cut short",
-                            "error"),
+    "truncated_index.mp4": ("failed", "not a readable video: MP4 or MOV file without a usable index, "
+                                      "most likely cut short", "error"),
     "truncated_stream.mkv": ("ok", "", "ok"),
     "random_bytes.mp4": ("failed", "not a readable video", "error"),
     "text_file.avi": ("failed", "not a readable video", "error"),

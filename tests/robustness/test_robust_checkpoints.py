@@ -92,8 +92,8 @@ def bad(tiny_ckpt, tmp_path_factory):
 
 
 CASES = ["evil_zip", "evil_legacy", "evil_eval_inside_real", "evil_raw_pickle", "truncated", "zero_bytes",
-         "random_bytes", "text_file", "html_page", "damaged_pickle", "foreign_state_dict", "other_architecture", "other_size", "unknown_model", "newer_format",
-         "incomplete", "missing_file"]
+         "random_bytes", "text_file", "html_page", "damaged_pickle", "foreign_state_dict", "other_architecture",
+         "other_size", "unknown_model", "newer_format", "incomplete", "missing_file"]
 
 
 @pytest.mark.parametrize("name", CASES)
