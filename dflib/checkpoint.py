@@ -70,6 +70,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [key for key in MODEL_KEYS if key not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: not a complete dflib checkpoint (missing {', '.join(missing)})")
+    label_map = ckpt["label_map"]
+    if not isinstance(label_map, dict) or len(label_map) != 2 or [label_map.get("REAL"), label_map.get("FAKE")] not in (
+            [0, 1], [1, 0]):
+        raise CheckpointError(f"{path}: label_map {label_map!r} does not map REAL and FAKE to the outputs 0 and 1")
     return ckpt
 
 
