@@ -87,13 +87,14 @@ def bad(tiny_ckpt, tmp_path_factory):
     plain("newer_format", {**strip, "format_version": 99}, ["newer dflib"])
     plain("incomplete", {key: value for key, value in strip.items() if key != "model_state"},
           ["missing model_state"])
+    plain("other_label_map", {**strip, "label_map": {"real": 0, "fake": 1}}, ["label_map", "REAL", "FAKE"])
     cases["missing_file"] = (folder / "nope.pt", ["checkpoint not found"], folder / "never.ran")
     return cases
 
 
 CASES = ["evil_zip", "evil_legacy", "evil_eval_inside_real", "evil_raw_pickle", "truncated", "zero_bytes",
          "random_bytes", "text_file", "html_page", "damaged_pickle", "foreign_state_dict", "other_architecture",
-         "other_size", "unknown_model", "newer_format", "incomplete", "missing_file"]
+         "other_size", "unknown_model", "newer_format", "incomplete", "other_label_map", "missing_file"]
 
 
 @pytest.mark.parametrize("name", CASES)
