@@ -164,3 +164,17 @@ def test_sample_clips_and_edge_cases(sample_data, tmp_path):
     assert status["sadtalker_hdtf_and_generated__art_2__RD_Radio31_000.mp4"][0] == "ok"
     assert status["no_face.mp4"] == ("skipped", "no face found in 10 sampled frames")
     assert status["face_noface.mov"][0] == "skipped" and "too few frames" in status["face_noface.mov"][1]
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from dflib.io import atomic_write_text
+
+    previous = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by teammates, not 0600
