@@ -14,12 +14,18 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
-def sample_data() -> Path:
-    """The real sample clips beside the checkout (../shared/data); tests using it skip without it."""
+def sample_data_or_none() -> Path | None:
+    """The real sample clips beside the checkout (../shared/data, or $DFLIB_SAMPLE_DATA), if present."""
     root = Path(os.environ.get("DFLIB_SAMPLE_DATA", SHARED_DATA))
-    if not (root / "videos").is_dir():
-        pytest.skip(f"sample data not found at {root}")
-    return root
+    return root if (root / "videos").is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def sample_data(sample_data_or_none) -> Path:
+    """The sample clips; tests using it skip cleanly without them."""
+    if sample_data_or_none is None:
+        pytest.skip(f"sample data not found at {os.environ.get('DFLIB_SAMPLE_DATA', SHARED_DATA)}")
+    return sample_data_or_none
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,11 @@ from __future__ import annotations
 import ast
 import csv
 import json
-import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["01_preprocess", "02_train", "03_predict"]
@@ -103,13 +101,13 @@ def test_manifest_table_puts_problems_first_and_verdict_explains_no_face():
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> dict[str, Path]:
+def work(tmp_path_factory, sample_data_or_none) -> dict[str, Path]:
     """Videos, a label CSV and one new video, from the sample clips or generated."""
     root = tmp_path_factory.mktemp("notebooks")
     videos = root / "videos"
     videos.mkdir()
-    shared = Path(os.environ.get("DFLIB_SAMPLE_DATA", SHARED_DATA))
-    if (shared / "videos").is_dir():
+    shared = sample_data_or_none
+    if shared is not None:
         labels = [(name, "REAL") for name in SAMPLE_REAL] + [(name, "FAKE") for name in SAMPLE_FAKE]
         for name, _ in labels:
             (videos / name).symlink_to(shared / "videos" / name)
