@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dflib.config import ModelConfig, PreprocessConfig, TrainConfig, save_json, to_dict
+from dflib.config import AugmentConfig, ModelConfig, PreprocessConfig, TrainConfig, save_json, to_dict
 from dflib.synthetic import PHOTO_CREDITS, write_dataset
 
 CONFIG_FILE = "demo_config.json"
@@ -43,11 +43,20 @@ def _demo_preprocess() -> PreprocessConfig:
 
 
 def _demo_train() -> TrainConfig:
+    """Settings under which a small model from random weights learns in minutes on a CPU.
+
+    On the demo's clips it stayed at chance for 20-40 epochs at lr 1e-3, with or without JPEG and
+    blur augmentation, and learned at 3e-4 without them. They stay off: a blended, resampled face is
+    blurrier than its surroundings (that alone separates these clips with AUC ~0.85), and blur or
+    JPEG wipe that out. Four frames per clip buy more steps for the same compute; a clip's frames
+    are near duplicates anyway.
+    """
     # Random initialisation: no ImageNet weights can be had offline, and "auto" would make the
     # result depend on what happens to be in the torch cache.
     model = ModelConfig(name="resnet18_lstm", hidden_size=128, dropout=0.2, pretrained="none")
-    return TrainConfig(model=model, frames=8, size=64, batch_size=8, epochs=8, lr=1e-3, warmup_epochs=1,
-                       workers=0, val_fraction=0.15, test_fraction=0.25, patience=0, seed=0)
+    augment = AugmentConfig(jpeg_prob=0.0, blur_prob=0.0)
+    return TrainConfig(model=model, augment=augment, frames=4, size=64, batch_size=8, epochs=20, lr=3e-4,
+                       warmup_epochs=1, workers=0, val_fraction=0.15, test_fraction=0.25, patience=0, seed=0)
 
 
 @dataclass
@@ -97,7 +106,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> DemoResult:
     synthetic = not cfg.videos
     if synthetic:
         labels = Path(cfg.preprocess.labels)
-        clock.reused("synthetic videos", labels.is_file())
+        clock.mark_reused("synthetic videos", labels.is_file())
         write_dataset(cfg.preprocess.videos, cfg.clips_per_identity, n_frames=cfg.clip_frames, width=cfg.width,
                       height=cfg.height, fps=cfg.fps, seed=cfg.seed, progress=progress)
         clock.lap("synthetic videos")
@@ -116,7 +125,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> DemoResult:
     run_dir = Path(cfg.train.out)
     if (run_dir / "last.pt").is_file():
         trained = train(cfg.train, resume=run_dir, progress=progress)
-        clock.reused("training", len(trained["history"]) >= cfg.train.epochs)
+        clock.mark_reused("training", len(trained["history"]) >= cfg.train.epochs)
     else:
         trained = train(cfg.train, progress=progress)
     # The whole run's curves: the evaluated checkpoint's history stops at its own epoch.
@@ -159,7 +168,7 @@ class _Clock:
         now = time.perf_counter()
         self.seconds[stage], self.last = now - self.last, now
 
-    def reused(self, stage: str, reused: bool) -> None:
+    def mark_reused(self, stage: str, reused: bool) -> None:
         if reused:
             self.reused_stages.append(stage)
 
@@ -384,7 +393,10 @@ def _write_report(report: _Report, cfg: DemoConfig, summary, trained: dict, eval
             "and films it with a moving camera (pan, zoom, roll, hand-held shake), changing light (brightness, "
             "white balance, a moving light gradient), sensor noise and x264 compression at a random quality. Each "
             "FAKE clip is its REAL clip with one self-blended pseudo-fake draw (`dflib.pseudofake`) applied to the "
-            "face in every frame, compressed at the same quality; it differs from its REAL clip only inside the face.")
+            "face in every frame, compressed at the same quality; it differs from its REAL clip only inside the face. "
+            "Cutting the face out and pasting it back resamples it, so a fake face is also a little blurrier than "
+            "its surroundings, as in many real face swaps: in our measurements that one cue alone separated these "
+            "clips with an AUC of about 0.85, so a model can score well here by learning little else.")
         report.table(["person", "photograph"], [[name, credit] for name, credit in clips["photos"].items()])
         report.paragraph("A FAKE clip and the REAL clip it was made from share a file name (`real/x.mp4`, "
                          "`fake/x.mp4`), so the splitter keeps each pair on one side of the split. "
