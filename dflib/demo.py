@@ -160,7 +160,7 @@ class _Clock:
 
     def __init__(self):
         self.started = self.last = time.perf_counter()
-        self.load_start = _load()
+        self.load_start = _load_average()
         self.seconds: dict[str, float] = {}
         self.reused_stages: list[str] = []
 
@@ -242,10 +242,11 @@ def _say(text: str, progress: bool) -> None:
         print(text, flush=True)
 
 
-def _load() -> float | None:
+def _load_average() -> float | None:
+    """The 1-minute load average, which says whether other processes shared the CPU; None on Windows."""
     try:
         return os.getloadavg()[0]
-    except OSError:
+    except (AttributeError, OSError):
         return None
 
 
@@ -290,7 +291,7 @@ class _Report:
         rows = [[name, f"{value:.1f}", "reused from an earlier run" if name in clock.reused_stages else ""]
                 for name, value in clock.seconds.items()]
         self.table(["stage", "seconds", ""], rows + [["total (wall time)", f"{clock.total():.1f}", ""]])
-        load_end = _load()
+        load_end = _load_average()
         loads = "" if clock.load_start is None else (
             f" The 1-minute load average was {clock.load_start:.1f} at the start and {load_end:.1f} at the end: "
             "a load above the core count means other processes shared the CPU and slowed this run.")
