@@ -25,9 +25,9 @@ import torch  # noqa: E402
 
 from dflib.checkpoint import NORMALIZATION  # noqa: E402
 from dflib.config import LABELS, PreprocessConfig, to_dict  # noqa: E402
-from dflib.explain import explain  # noqa: E402
+from dflib.explanation import explain  # noqa: E402
 from dflib.models import create_model  # noqa: E402
-from dflib.predict import Predictor  # noqa: E402
+from dflib.prediction import Predictor  # noqa: E402
 from dflib.video import VideoReader  # noqa: E402
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared/data/videos/liveportrait_driving_real__d11.mp4"

@@ -100,7 +100,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from dflib.predict import predict_cli
+    from dflib.prediction import predict_cli
 
     return predict_cli(args, config_from_args(PredictConfig, args))
 

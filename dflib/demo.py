@@ -139,7 +139,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> DemoResult:
     _say(evaluation.text(), progress)
     clock.lap("evaluation")
 
-    from dflib.explain import explain
+    from dflib.explanation import explain
 
     video = _clip_to_explain(evaluation.scores)
     explanation = explain(Path(cfg.preprocess.videos) / video, trained["best"], out_dir=out / "explain")

@@ -4,7 +4,7 @@ The split comes from the checkpoint's own ``splits`` mapping, so "test" means th
 training set aside, never a fresh random draw that could overlap the training set. Evaluation is
 deterministic (frames spread evenly over each clip, no augmentation), one video per forward pass
 as in prediction, and a video with several face tracks scores as its most suspicious track, as
-``dflib.predict`` does.
+``dflib.prediction`` does.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dflib.io import atomic_write_text
 from dflib.labels import SPLIT_NAMES
 from dflib.metrics import save_metrics, video_metrics
 from dflib.plots import plot_confusion, plot_history, plot_roc, plot_score_histogram, save_figure
-from dflib.predict import resolve_device
+from dflib.prediction import resolve_device
 
 SCORE_COLUMNS = ["filename", "label", "p_fake", "source", "split"]
 FIGURE_FILES = {"confusion": "confusion.png", "roc": "roc.png", "histogram": "score_histogram.png",

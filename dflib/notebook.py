@@ -234,7 +234,7 @@ def show_explanation(explanation, names: Sequence[str]) -> None:
 def annotated_clip(explanation) -> Video | Image | HTML:
     """The annotated clip embedded in the notebook: the MP4 the explanation wrote, or one written
     to a temporary file when it was made without an output folder (a GIF where no encoder works)."""
-    from dflib.explain import write_animation
+    from dflib.explanation import write_animation
 
     path = explanation.files.get("animation")
     if path is not None:
@@ -256,7 +256,7 @@ def _media(path: Path) -> Video | Image:
 
 def predictions_table(predictions: Sequence) -> pd.DataFrame:
     """One row per video with the columns of the CLI's CSV, the file's name for its path."""
-    from dflib.predict import CSV_COLUMNS
+    from dflib.prediction import CSV_COLUMNS
 
     return pd.DataFrame(
         [[Path(p.video).name, p.label, p.p_fake, p.confidence, p.faces, p.status, p.reason] for p in predictions],

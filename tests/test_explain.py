@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import dflib.explain
+import dflib.explanation
 from dflib.config import PredictConfig
-from dflib.explain import explain, grad_cam_maps, raw_grad_cam, write_animation
+from dflib.explanation import explain, grad_cam_maps, raw_grad_cam, write_animation
 from dflib.models import create_model
-from dflib.predict import Predictor, predict_cli
+from dflib.prediction import Predictor, predict_cli
 from tiny_checkpoint import tiny_checkpoint
 
 EXPECTED_FILES = {"last_frame", "grid", "full_frame", "timeline", "animation", "prediction"}
@@ -95,7 +95,7 @@ def test_animation_falls_back_to_gif(tmp_path, monkeypatch):
         raise av.FFmpegError(0, "no encoder")
 
     frames = np.random.default_rng(0).integers(0, 255, (3, 32, 48, 3), dtype=np.uint8)
-    monkeypatch.setattr(dflib.explain.av, "open", refuse)
+    monkeypatch.setattr(dflib.explanation.av, "open", refuse)
     path = write_animation(frames, tmp_path / "clip.mp4")
     monkeypatch.undo()
     assert path.suffix == ".gif" and not (tmp_path / "clip.mp4").exists()

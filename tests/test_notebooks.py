@@ -81,9 +81,9 @@ def test_only_the_setup_cell_knows_about_colab(name):
 
 
 def test_manifest_table_puts_problems_first_and_verdict_explains_no_face():
-    from dflib.explain import Explanation
+    from dflib.explanation import Explanation
     from dflib.notebook import Verdict, annotated_clip, manifest_table
-    from dflib.predict import Prediction
+    from dflib.prediction import Prediction
     from dflib.preprocess import ManifestRow, Summary
 
     rows = [ManifestRow("a.mp4", "REAL"), ManifestRow("b.mp4", status="skipped", reason="no face found"),

@@ -255,7 +255,7 @@ def _unreadable_setup(tmp_path):
 
 
 def _check_unreadable(folder, locked, tmp_path, tiny_ckpt):
-    from dflib.predict import predict
+    from dflib.prediction import predict
 
     summary = preprocess(PreprocessConfig(videos=str(folder), out=str(tmp_path / "out"), **PREPROCESS),
                          progress=False)

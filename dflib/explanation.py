@@ -32,7 +32,7 @@ from torch import nn
 
 from dflib.io import atomic_path, atomic_write_bytes, atomic_write_text
 from dflib.plots import save_figure
-from dflib.predict import FAKE, Prediction, Predictor
+from dflib.prediction import FAKE, Prediction, Predictor
 from dflib.video import VideoReader
 
 SCALE_NOTE = "Grad-CAM for FAKE, one colour scale for the whole video (1 = its strongest point)"
@@ -129,7 +129,7 @@ class Explanation:
 def explain(video_path, checkpoint, out_dir: str | os.PathLike | None = None, **options) -> Explanation:
     """Predict one video and explain the deciding face track; with ``out_dir``, write the figures there.
 
-    ``checkpoint`` and ``options`` as in ``dflib.predict.predict``.
+    ``checkpoint`` and ``options`` as in ``dflib.prediction.predict``.
     """
     predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, **options)
     prediction, inputs = predictor.run(video_path)

@@ -93,7 +93,7 @@ class Prediction:
 
 @dataclass
 class TrackInput:
-    """What the model saw for one track, kept so ``dflib.explain`` needs no second decode."""
+    """What the model saw for one track, kept so ``dflib.explanation`` needs no second decode."""
 
     clip: FaceClip
     chosen: np.ndarray  # positions in the clip of the model's input frames
@@ -293,7 +293,7 @@ def predict_cli(args, cfg) -> int:
     for path, name in bar:
         try:
             if explain_to is not None:
-                from dflib.explain import explain
+                from dflib.explanation import explain
 
                 prediction = explain(path, predictor, out_dir=explain_to / _unique_folder(name, used)).prediction
             else:
