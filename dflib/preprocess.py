@@ -13,7 +13,9 @@ import json
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -177,14 +179,21 @@ def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[Manife
     except Exception as error:  # noqa: BLE001 - one broken video must never stop a batch
         rows = [ManifestRow(filename=filename, status="failed", detector=cfg.detector,
                             reason=f"unexpected error: {type(error).__name__}: {error}")]
-    seconds = round(time.perf_counter() - started, 3)
     for row in rows:
-        row.filename, row.seconds = filename, seconds
-        if label_row:
-            row.label, row.group, row.source, row.split = label_row.label, label_row.group, label_row.source, label_row.split
+        row.seconds = round(time.perf_counter() - started, 3)
         for name in ("decode_s", "detect_s", "crop_s"):
             setattr(row, name, round(getattr(row, name), 4))
-    atomic_write_text(out / RECORDS_DIR / f"{filename}.json", json.dumps([r.__dict__ for r in rows]))
+    return _record(task, rows)
+
+
+def _record(task: tuple[str, LabelRow | None, PreprocessConfig], rows: list[ManifestRow]) -> list[ManifestRow]:
+    """Label the video's rows and write its record last: a video with a record is done."""
+    filename, label_row, cfg = task
+    for row in rows:
+        row.filename = filename
+        if label_row:
+            row.label, row.group, row.source, row.split = label_row.label, label_row.group, label_row.source, label_row.split
+    atomic_write_text(Path(cfg.out) / RECORDS_DIR / f"{filename}.json", json.dumps([r.__dict__ for r in rows]))
     return rows
 
 
@@ -274,6 +283,40 @@ def read_manifest_rows(out: str | os.PathLike) -> list[ManifestRow]:
     return rows
 
 
+def _pool(cfg: PreprocessConfig, workers: int) -> ProcessPoolExecutor:
+    # Spawned, not forked: a child forked from a process that has used OpenCV's thread pool
+    # (any earlier cv2 call in a notebook) hangs in its first cv2 call.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(cfg,))
+
+
+def _run_in_pool(tasks: list, cfg: PreprocessConfig) -> Iterator[list[ManifestRow]]:
+    """Rows of each video as workers finish them.
+
+    A video that kills its worker (a decoder crash, the out-of-memory killer) breaks the whole
+    pool; the videos still pending are then retried one per fresh worker, so only the culprit is
+    recorded as failed (and a rerun does not stumble on it again).
+    """
+    pending = {task[0]: task for task in tasks}
+    try:
+        with _pool(cfg, cfg.workers) as pool:
+            futures = [pool.submit(_run_one, task) for task in tasks]
+            for future in as_completed(futures):
+                rows = future.result()
+                del pending[rows[0].filename]
+                yield rows
+    except BrokenProcessPool:
+        for filename, task in list(pending.items()):
+            try:
+                with _pool(cfg, 1) as pool:
+                    rows = pool.submit(_run_one, task).result()
+            except BrokenProcessPool:
+                rows = _record(task, [ManifestRow(
+                    filename=filename, status="failed", detector=cfg.detector,
+                    reason="the worker process died on this video (decoder crash or out of memory)")])
+            yield rows
+
+
 def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     """Preprocess every video under ``cfg.videos`` into ``cfg.out``; resumes a killed run."""
     videos, out = _check_paths(cfg)
@@ -311,13 +354,9 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     with tqdm(total=len(todo_names), initial=len(todo_names) - len(tasks), desc="preprocess", unit="video",
               disable=not progress) as bar:
         if cfg.workers > 1 and len(tasks) > 1:
-            # Spawned, not forked: a child forked from a process that has used OpenCV's thread pool
-            # (any earlier cv2 call in a notebook) hangs in its first cv2 call.
-            with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_init_worker, initargs=(cfg,)) as pool:
-                for rows in pool.map(_run_one, tasks):
-                    results[rows[0].filename] = rows
-                    bar.update()
+            for rows in _run_in_pool(tasks, cfg):
+                results[rows[0].filename] = rows
+                bar.update()
         else:
             _init_worker(cfg)
             for task in tasks:

@@ -178,3 +178,24 @@ def test_outputs_get_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by teammates, not 0600
+
+
+def test_a_video_that_kills_its_worker_fails_alone(videos, tmp_path, monkeypatch):
+    import shutil
+
+    import crashing_worker
+    from dflib import preprocess as module
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("real one.mp4", "noise.mp4"):
+        shutil.copy(videos / name, folder / name)
+    shutil.copy(videos / "real one.mp4", folder / "crash.mp4")
+    monkeypatch.setattr(module, "_run_one", crashing_worker.run_one_or_die)
+    cfg = PreprocessConfig(videos=str(folder), out=str(tmp_path / "out"), frames=6, size=32, min_frames=4,
+                           detect_long_side=320, workers=2)
+    rows = {row.filename: row for row in preprocess(cfg, progress=False).rows}
+    assert rows["crash.mp4"].status == "failed" and "worker process died" in rows["crash.mp4"].reason
+    assert rows["real one.mp4"].status == "ok" and rows["noise.mp4"].status == "skipped"
+    again = {row.filename: row for row in preprocess(cfg, progress=False).rows}  # the rerun does not stumble
+    assert again["crash.mp4"].reason == rows["crash.mp4"].reason
