@@ -35,12 +35,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, config: Any, skip: tup
             continue
         flags = ["--" + name.replace(".", "-").replace("_", "-")] + ALIASES.get(name, [])
         dest = name.replace(".", "__")
+        text = item.metadata.get("help", "") + (f" (default: {default!r})" if default != "" else "")
         if isinstance(default, bool):
-            group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"(default: {default})")
+            group.add_argument(*flags, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             group.add_argument(*flags, dest=dest, type=type(default), default=None, metavar=item.name.upper(),
-                               help=f"(default: {default!r})")
+                               help=text)
 
 
 def config_from_args(cls, args: argparse.Namespace, base: Any = None):

@@ -20,100 +20,108 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LABELS = {"REAL": 0, "FAKE": 1}
 
 
+def opt(default, help: str):
+    """A config field with the help text that the CLI shows."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class PreprocessConfig:
     """How videos become face-crop files (``dflib preprocess``)."""
 
-    videos: str = ""
-    out: str = ""
-    labels: str = ""
-    label_format: str = ""
-    frames: int = 20
-    sampling: str = "uniform"  # uniform: evenly over the whole video; first: first N consecutive; stride
-    stride: int = 0  # with sampling="stride": every k-th frame (0: derive from fps)
-    fps: float = 0.0  # with sampling="stride": frames per second to take
-    size: int = 112
-    margin: float = 1.3
-    detector: str = "centerface"
-    detect_long_side: int = 640
-    detect_face_size: int = 64  # once a face is found, detect at the scale where it is this big (0: always full)
-    min_face_score: float = 0.5
-    min_frames: int = 10
-    max_gap: int = 3  # missed detections bridged by interpolation, in sampled frames
-    track_iou: float = 0.3
-    all_tracks: bool = False
-    workers: int = 1
-    previews: bool = False
-    overwrite: bool = False
+    videos: str = opt("", "folder of videos (searched recursively)")
+    out: str = opt("", "output folder for crops, manifest.csv and the config")
+    labels: str = opt("", "label file or dataset root (see `dflib labels`); optional")
+    label_format: str = opt("", "csv, dfdc, faceforensics, celebdf or folders; empty: detected from the source")
+    frames: int = opt(20, "frames sampled per video")
+    sampling: str = opt("uniform", "uniform: evenly over the whole video; first: the first N frames; "
+                                   "stride: every k-th frame (--stride or --fps)")
+    stride: int = opt(0, "with --sampling stride: take every k-th frame (0: derive from --fps)")
+    fps: float = opt(0.0, "with --sampling stride: frames per second to take")
+    size: int = opt(112, "side of the square face crops, in pixels")
+    margin: float = opt(1.3, "crop side as a multiple of the face box (1.3 as FaceForensics++)")
+    detector: str = opt("centerface", "face detector: centerface, dlib_hog or dlib_cnn (the last two need dflib[dlib])")
+    detect_long_side: int = opt(640, "frames are scaled to this long side for detection")
+    detect_face_size: int = opt(64, "once a face is found, detect at the scale where it is this many pixels "
+                                    "(0: always at --detect-long-side)")
+    min_face_score: float = opt(0.5, "detector confidence needed to count a face")
+    min_frames: int = opt(10, "videos with fewer usable face frames are skipped")
+    max_gap: int = opt(3, "missed detections bridged by interpolating the box, in sampled frames")
+    track_iou: float = opt(0.3, "box overlap that links two detections into one track")
+    all_tracks: bool = opt(False, "keep every face track (one output per identity), not just the main face")
+    workers: int = opt(1, "worker processes")
+    previews: bool = opt(False, "write a contact sheet PNG of each video's crops")
+    overwrite: bool = opt(False, "redo videos already done, and allow other settings in the same --out")
 
 
 @dataclass
 class ModelConfig:
     """Architecture of the detector; stored in every checkpoint."""
 
-    name: str = "resnext50_lstm"
-    hidden_size: int = 2048
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.4
-    readout: str = "mean"  # mean over time, or "last" step
-    pretrained: str = "auto"  # auto: ImageNet weights if they can be had; "none"; or a local weights file
+    name: str = opt("resnext50_lstm", "backbone + LSTM (see dflib.list_models())")
+    hidden_size: int = opt(2048, "LSTM hidden size")
+    num_layers: int = opt(1, "LSTM layers")
+    bidirectional: bool = opt(False, "bidirectional LSTM")
+    dropout: float = opt(0.4, "dropout on the LSTM features before the linear head")
+    readout: str = opt("mean", "video read-out of the LSTM outputs: mean over time, or last step")
+    pretrained: str = opt("auto", "auto: ImageNet weights if available offline or on Colab; none; or a local "
+                                  "torchvision weights file")
 
 
 @dataclass
 class AugmentConfig:
     """Augmentations applied identically to every frame of a clip, in training only."""
 
-    enabled: bool = True
-    hflip: float = 0.5
-    color_jitter: float = 0.2
-    jpeg_prob: float = 0.3
-    jpeg_quality_min: int = 40
-    blur_prob: float = 0.1
-    scale_shift: float = 0.05
+    enabled: bool = opt(True, "augment training clips")
+    hflip: float = opt(0.5, "probability of a horizontal flip")
+    color_jitter: float = opt(0.2, "strength of brightness/contrast/saturation jitter")
+    jpeg_prob: float = opt(0.3, "probability of JPEG re-compression")
+    jpeg_quality_min: int = opt(40, "lowest JPEG quality drawn")
+    blur_prob: float = opt(0.1, "probability of a Gaussian blur")
+    scale_shift: float = opt(0.05, "largest random scale change and shift, as a fraction of the size")
 
 
 @dataclass
 class TrainConfig:
     """Every training hyperparameter (``dflib train``)."""
 
-    data: str = ""
-    out: str = ""
+    data: str = opt("", "preprocessed folder (the --out of `dflib preprocess`)")
+    out: str = opt("", "run folder for checkpoints, history and splits")
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    frames: int = 20
-    size: int = 112
-    clip_sampling: str = "random_window"  # training clips: random_window or uniform
-    batch_size: int = 4
-    epochs: int = 20
-    lr: float = 1e-4
-    weight_decay: float = 1e-3
-    optimizer: str = "adamw"
-    scheduler: str = "cosine"  # cosine, step or none
-    warmup_epochs: int = 1
-    grad_clip: float = 1.0
-    accumulate: int = 1
-    amp: bool = True  # on CUDA only; bf16 where supported
-    channels_last: bool = True
-    workers: int = 2
-    seed: int = 42
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    balance: str = "loss_weights"  # loss_weights, sampler or none
-    patience: int = 5  # epochs without a better validation AUC before stopping (0: never)
-    pseudo_fakes: float = 0.0
-    device: str = "auto"
+    frames: int = opt(20, "frames per training clip (the LSTM's sequence length)")
+    size: int = opt(112, "input image size")
+    clip_sampling: str = opt("random_window", "training clips: random_window or uniform")
+    batch_size: int = opt(4, "clips per batch")
+    epochs: int = opt(20, "epochs")
+    lr: float = opt(1e-4, "peak learning rate")
+    weight_decay: float = opt(1e-3, "weight decay")
+    optimizer: str = opt("adamw", "adamw or adam")
+    scheduler: str = opt("cosine", "cosine, step or none (after a linear warmup)")
+    warmup_epochs: int = opt(1, "epochs of linear learning-rate warmup")
+    grad_clip: float = opt(1.0, "gradient norm clip (0: off)")
+    accumulate: int = opt(1, "batches per optimizer step (gradient accumulation)")
+    amp: bool = opt(True, "mixed precision on CUDA (bf16 where supported); ignored on CPU")
+    channels_last: bool = opt(True, "channels_last memory format")
+    workers: int = opt(2, "DataLoader worker processes")
+    seed: int = opt(42, "random seed (splits, sampling, augmentation, init)")
+    val_fraction: float = opt(0.15, "share of videos for validation (whole groups)")
+    test_fraction: float = opt(0.15, "share of videos held out for testing (whole groups)")
+    balance: str = opt("loss_weights", "class imbalance: loss_weights, sampler or none")
+    patience: int = opt(5, "epochs without a better validation AUC before stopping (0: never)")
+    pseudo_fakes: float = opt(0.0, "probability of turning a REAL training clip into a self-blended FAKE")
+    device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
 
 
 @dataclass
 class PredictConfig:
     """Options of ``dflib predict``; preprocessing settings come from the checkpoint."""
 
-    checkpoint: str = ""
-    threshold: float = 0.5
-    device: str = "auto"
-    explain: str = ""
-    all_tracks: bool = True
+    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt)")
+    threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
+    device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
+    explain: str = opt("", "folder for Grad-CAM heatmaps, a score timeline and an annotated clip")
+    all_tracks: bool = opt(True, "score every face track; the video is FAKE if any track is")
 
 
 def to_dict(config: Any) -> dict:
