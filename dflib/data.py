@@ -223,7 +223,10 @@ class VideoClipDataset(Dataset):
         pseudo_fakes: float = 0.0,
         seed: int = 0,
         sampling: str = "random_window",
+        fake_copies: bool = False,
     ):
+        """``fake_copies`` (evaluation only) adds one fixed pseudo-fake of every REAL clip, labelled
+        FAKE: with real videos only, validation then still has two classes to rank."""
         self.data_dir = Path(data_dir)
         self.rows = list(rows)
         if any(isinstance(row, str) for row in self.rows):
@@ -244,7 +247,8 @@ class VideoClipDataset(Dataset):
         self.sampling = sampling if train else "uniform"
         self.epoch = 0
         self._make_pseudo_fake = None
-        if pseudo_fakes and train:
+        self._fake_copies = [i for i, row in enumerate(self.rows) if row.label == "REAL"] if fake_copies else []
+        if (pseudo_fakes and train) or self._fake_copies:
             from dflib.pseudofake import make_pseudo_fake
 
             self._make_pseudo_fake = make_pseudo_fake
@@ -255,12 +259,14 @@ class VideoClipDataset(Dataset):
 
     @property
     def labels(self) -> list[int]:
-        return [LABELS[row.label] for row in self.rows]
+        return [LABELS[row.label] for row in self.rows] + [LABELS["FAKE"]] * len(self._fake_copies)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.rows) + len(self._fake_copies)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        if index >= len(self.rows):
+            return self._fake_copy(index)
         row = self.rows[index]
         path = self.data_dir / row.output
         try:
@@ -279,3 +285,12 @@ class VideoClipDataset(Dataset):
                 label = LABELS["FAKE"]
             crops = ClipAugment(self.augment, rng)(crops)
         return clip_to_tensor(crops, self.size), label, index
+
+    def _fake_copy(self, index: int) -> tuple[torch.Tensor, int, int]:
+        """The same pseudo-fake of a REAL clip every time (seeded by the clip), uniform frames."""
+        source = self._fake_copies[index - len(self.rows)]
+        clip = load_clip(self.data_dir / self.rows[source].output)
+        chosen = choose_frames(len(clip), self.frames, "uniform")
+        crops, _, _ = self._make_pseudo_fake(clip.crops[chosen], clip.landmarks[chosen],
+                                             np.random.default_rng([self.seed, source]))
+        return clip_to_tensor(crops, self.size), LABELS["FAKE"], index

@@ -203,3 +203,21 @@ def test_two_processes_with_torchrun_agree(data_dir, tmp_path):
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [
         "best.pt", "config.json", "history.csv", "history.json", "last.pt", "splits.csv",
     ]
+
+
+def test_real_videos_only_with_pseudo_fakes_validates_on_fixed_pseudo_fakes(tmp_path):
+    from dflib.data import VideoClipDataset, read_manifest
+
+    data = make_data_dir(tmp_path / "data", n_real=10, n_fake=0, extra_rows=False)
+    rows = read_manifest(data)
+    val = VideoClipDataset(data, rows[:3], frames=4, size=32, train=False, fake_copies=True)
+    assert len(val) == 6 and val.labels == [0, 0, 0, 1, 1, 1]
+    first, again = val[4], val[4]
+    assert first[1] == 1 and torch.equal(first[0], again[0])  # the same fake every epoch
+    assert not torch.equal(first[0], val[1][0])  # and not the real clip it came from
+
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), frames=4, size=32, epochs=1, batch_size=4,
+                      workers=0, pseudo_fakes=0.5,
+                      model=ModelConfig(name="mobilenet_v3_small_lstm", hidden_size=16, pretrained="none"))
+    history = train(cfg, progress=False)["history"]
+    assert history[0]["val_auc"] == history[0]["val_auc"]  # not NaN: two classes to rank
