@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from dflib.io import atomic_write_text
 from dflib.labels import SPLIT_NAMES
 from dflib.metrics import save_metrics, video_metrics
+from dflib.models import resolve_device
 from dflib.plots import plot_confusion, plot_history, plot_roc, plot_score_histogram, save_figure
-from dflib.prediction import resolve_device
 
 SCORE_COLUMNS = ["filename", "label", "p_fake", "source", "split"]
 FIGURE_FILES = {"confusion": "confusion.png", "roc": "roc.png", "histogram": "score_histogram.png",

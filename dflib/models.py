@@ -285,3 +285,13 @@ def _load_trunk_state(trunk: nn.Module, head_keys: set[str], state: object, sour
     if problems:
         raise ValueError(f"{source} does not fit the {name} trunk ({'; '.join(problems)})")
     trunk.load_state_dict({k: state[k] for k in expected if k in state}, strict=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" picks CUDA when present; asking for CUDA where there is none is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device auto or cpu")
+    return device

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from dflib.config import PreprocessConfig, from_dict
 from dflib.cropfile import FaceClip
 from dflib.io import atomic_write_text, printable_path
+from dflib.models import resolve_device
 from dflib.video import VideoError
 
 FAKE, REAL, NO_FACE, ERROR = "FAKE", "REAL", "NO_FACE", "ERROR"
@@ -100,15 +101,6 @@ class TrackInput:
     frames: torch.Tensor  # (T, 3, size, size) normalised, on the CPU
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device auto or cpu")
-    return device
-
-
 @lru_cache(maxsize=4)
 def _detector(name: str, long_side: int, min_score: float):
     """One detector per setting for the whole process: CenterFace builds its network per input shape."""
@@ -165,7 +157,7 @@ class Predictor:
         try:
             clips, row = process_video(Path(video_path), self.preprocess, self.detector)
         except VideoError as error:
-            result.reason = _cause(error, video)
+            result.reason = error.cause
             result.timings["total"] = time.perf_counter() - started
             return result, []
         result.frames_sampled = row.sampled
@@ -219,13 +211,6 @@ def predict(video_path, checkpoint, **options) -> Prediction:
     ``options`` are PredictConfig's threshold, device and all_tracks."""
     predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, **options)
     return predictor(video_path)
-
-
-def _cause(error: Exception, video: str) -> str:
-    """The error message without its path prefix: the result already names the video."""
-    message = str(error)
-    prefix = f"{video}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def expand_videos(inputs: list[str]) -> list[tuple[Path, str]]:

@@ -112,7 +112,7 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector) -> 
     row.sampled = len(images)
     row.decode_s = time.perf_counter() - started
     if not images:
-        raise VideoError(f"{path}: no frame could be decoded")
+        raise VideoError(path, "no frame could be decoded")
 
     started = time.perf_counter()
     per_frame = detect_frames(detector, images, cfg.detect_face_size, keep_small=cfg.all_tracks)
@@ -175,7 +175,7 @@ def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[Manife
                 _save_preview(out / PREVIEWS_DIR / f"{filename}.track{track}.png", clip.crops)
         rows = rows or [row]
     except VideoError as error:
-        rows = [ManifestRow(filename=filename, status="failed", reason=_cause(error, filename), detector=cfg.detector)]
+        rows = [ManifestRow(filename=filename, status="failed", reason=error.cause, detector=cfg.detector)]
     except Exception as error:  # noqa: BLE001 - one broken video must never stop a batch
         rows = [ManifestRow(filename=filename, status="failed", detector=cfg.detector,
                             reason=f"unexpected error: {type(error).__name__}: {error}")]
@@ -195,12 +195,6 @@ def _record(task: tuple[str, LabelRow | None, PreprocessConfig], rows: list[Mani
             row.label, row.group, row.source, row.split = label_row.label, label_row.group, label_row.source, label_row.split
     atomic_write_text(Path(cfg.out) / RECORDS_DIR / f"{filename}.json", json.dumps([r.__dict__ for r in rows]))
     return rows
-
-
-def _cause(error: Exception, filename: str) -> str:
-    """The error message without the path prefix: the manifest row already names the file."""
-    message = str(error)
-    return message.split(": ", 1)[1] if ": " in message and filename in message.split(": ", 1)[0] else message
 
 
 def _save_preview(path: Path, crops: np.ndarray) -> None:

@@ -43,6 +43,7 @@ from dflib.data import (
     read_manifest,
 )
 from dflib.io import atomic_write_text, clean_partial_files
+from dflib.models import model_from_config, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,7 @@ def _start_process_group(device: str) -> _Process:
 
 
 def _device(name: str, proc: _Process) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    device = resolve_device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", proc.local_rank)
     return device
@@ -127,8 +126,6 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     train_loader = DataLoader(train_set, sampler=sampler, **loader_options)
     # Each process validates its own share, without the padding DistributedSampler would add.
     val_loader = DataLoader(Subset(val_set, range(proc.rank, len(val_set), proc.world)), **loader_options)
-
-    from dflib.models import model_from_config
 
     if ckpt is None:
         model = model_from_config(cfg.model)

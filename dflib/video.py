@@ -20,6 +20,13 @@ import numpy as np
 class VideoError(ValueError):
     """A video that cannot be used; the message names the file and the cause."""
 
+    def __init__(self, path, cause: str):
+        self.path, self.cause = str(path), cause
+        super().__init__(f"{path}: {cause}")
+
+    def __reduce__(self):
+        return type(self), (self.path, self.cause)
+
 
 @dataclass
 class VideoInfo:
@@ -43,20 +50,20 @@ class _Index:
 
 def _open(path: Path):
     if not path.exists():
-        raise VideoError(f"{path}: file not found")
+        raise VideoError(path, "file not found")
     if path.is_dir():
-        raise VideoError(f"{path}: is a folder, not a video")
+        raise VideoError(path, "is a folder, not a video")
     if not os.access(path, os.R_OK):
-        raise VideoError(f"{path}: permission denied")
+        raise VideoError(path, "permission denied")
     if path.stat().st_size == 0:
-        raise VideoError(f"{path}: empty file (0 bytes)")
+        raise VideoError(path, "empty file (0 bytes)")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError) as error:
-        raise VideoError(f"{path}: {_unreadable(path, error)}") from error
+        raise VideoError(path, _unreadable(path, error)) from error
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{path}: no video stream (audio-only or not a video)")
+        raise VideoError(path, "no video stream (audio-only or not a video)")
     return container
 
 
@@ -88,11 +95,11 @@ def _build_index(container, path: Path) -> _Index:
             entries.append((packet.pts, packet.is_keyframe))
     except av.FFmpegError as error:
         if not entries:
-            raise VideoError(f"{path}: corrupt video ({_detail(error)})") from error
+            raise VideoError(path, f"corrupt video ({_detail(error)})") from error
         # A truncated file: keep the frames that were demuxed before the damage.
     entries.sort()
     if not entries:
-        raise VideoError(f"{path}: video stream has no frames")
+        raise VideoError(path, "video stream has no frames")
     pts = [p for p, _ in entries]
     keyframes = sorted({0} | {i for i, (_, key) in enumerate(entries) if key})
     return _Index(pts=pts, keyframes=keyframes)
@@ -152,11 +159,11 @@ class VideoReader:
             stream = container.streams.video[0]
             frame = next(container.decode(stream), None)
         except av.FFmpegError as error:
-            raise VideoError(f"{self.path}: cannot decode ({_detail(error)})") from error
+            raise VideoError(self.path, f"cannot decode ({_detail(error)})") from error
         finally:
             container.close()
         if frame is None:
-            raise VideoError(f"{self.path}: no decodable frame")
+            raise VideoError(self.path, "no decodable frame")
         height, width = _to_rgb(frame).shape[:2]
         duration = self.n_frames / self._fps if self._fps else 0.0
         return VideoInfo(str(self.path), width, height, self._fps, self.n_frames, duration,

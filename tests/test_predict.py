@@ -11,7 +11,8 @@ import torch
 from dflib.checkpoint import load_model
 from dflib.cli import main
 from dflib.config import PredictConfig, PreprocessConfig
-from dflib.prediction import CSV_COLUMNS, Prediction, Predictor, predict, predict_cli, resolve_device
+from dflib.models import resolve_device
+from dflib.prediction import CSV_COLUMNS, Prediction, Predictor, predict, predict_cli
 from dflib.synthetic import face_photo, write_video
 from tiny_checkpoint import tiny_checkpoint
 

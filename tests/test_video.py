@@ -120,6 +120,10 @@ def test_bad_files_name_the_file_and_cause(tmp_path, content, cause):
     with pytest.raises(VideoError, match=cause) as error:
         VideoReader(path)
     assert str(path) in str(error.value)
+    assert error.value.cause.startswith(cause) and str(path) not in error.value.cause  # for rows that name the file
+    import pickle
+
+    assert str(pickle.loads(pickle.dumps(error.value))) == str(error.value)  # crosses worker processes
 
 
 def test_missing_file_and_folder(tmp_path):
