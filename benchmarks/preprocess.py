@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from dflib.config import PreprocessConfig  # noqa: E402
 from dflib.cropfile import save_clip  # noqa: E402
 from dflib.faces import create_detector  # noqa: E402
+from dflib.labels import find_videos  # noqa: E402
 from dflib.preprocess import preprocess, process_video  # noqa: E402
 from dflib.video import VideoReader, sample_indices  # noqa: E402
 
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
     if not folder.is_dir():
         print(f"no videos at {folder}: pass --videos DIR", file=sys.stderr)
         return 2
-    all_paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".mp4", ".mov", ".avi", ".mkv"})
+    all_paths = [folder / name for name in find_videos(folder)]
     # Every k-th clip, so the subset mixes sources, sizes and lengths.
     paths = all_paths[:: max(1, len(all_paths) // args.limit)][: args.limit]
     cfg = PreprocessConfig()
