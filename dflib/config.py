@@ -64,7 +64,8 @@ class ModelConfig:
     bidirectional: bool = opt(False, "bidirectional LSTM")
     dropout: float = opt(0.4, "dropout on the LSTM features before the linear head")
     readout: str = opt("mean", "video read-out of the LSTM outputs: mean over time, or last step")
-    pretrained: str = opt("auto", "auto: ImageNet weights if available offline or on Colab; none; or a local "
+    pretrained: str = opt("auto", "auto: ImageNet weights if available offline or on Colab, else random init; "
+                                  "imagenet: the same but an error when unavailable; none; or a local "
                                   "torchvision weights file")
 
 
