@@ -40,6 +40,9 @@ class PreprocessConfig:
     fps: float = opt(0.0, "with --sampling stride: frames per second to take")
     size: int = opt(112, "side of the square face crops, in pixels")
     margin: float = opt(1.3, "crop side as a multiple of the face box (1.3 as FaceForensics++)")
+    crop_rule: str = opt("centred", "centred: the square crop is centred on the whole face box, padded with black "
+                                    "past the frame edge; clipped: the box is cut at the frame edge first (dflib "
+                                    "0.1.0; kept so older checkpoints predict as they were trained)")
     detector: str = opt("centerface", "face detector: centerface, dlib_hog or dlib_cnn (the last two need dflib[dlib])")
     detect_long_side: int = opt(640, "frames are scaled to this long side for detection")
     detect_face_size: int = opt(64, "once a face is found, detect at the scale where it is this many pixels "
