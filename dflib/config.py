@@ -95,7 +95,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     frames: int = opt(20, "frames per training clip (the LSTM's sequence length)")
     size: int = opt(112, "input image size")
-    clip_sampling: str = opt("random_window", "training clips: random_window or uniform")
+    clip_sampling: str = opt("jitter", "training clips: jitter (the evaluation frames' span and stride, shifted by a "
+                                       "random phase within one stride) or uniform (exactly the evaluation frames)")
     batch_size: int = opt(4, "clips per batch")
     epochs: int = opt(20, "epochs")
     lr: float = opt(1e-4, "peak learning rate")
@@ -114,6 +115,25 @@ class TrainConfig:
     balance: str = opt("loss_weights", "class imbalance: loss_weights, sampler or none")
     patience: int = opt(5, "epochs without a better validation AUC before stopping (0: never)")
     pseudo_fakes: float = opt(0.0, "probability of turning a REAL training clip into a self-blended FAKE")
+    freeze_batchnorm: bool = opt(False, "keep BatchNorm statistics fixed while training (for fine-tuning pretrained "
+                                        "weights with small batches); scale and shift still train")
+    device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
+
+
+ALL_TRACKS_HELP = ("score every face track with at least the checkpoint's min_frames crops, and call the video "
+                   "FAKE if any track is (default: the main face only, as training saw it)")
+
+
+@dataclass
+class EvaluateConfig:
+    """Options of ``dflib evaluate``: the same track policy and threshold as ``dflib predict``."""
+
+    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt)")
+    data: str = opt("", "preprocessed folder (the --out of `dflib preprocess`)")
+    split: str = opt("test", "train, val, test (the checkpoint's splits) or all (every labelled video)")
+    out: str = opt("", "folder for metrics.json, scores.csv and figures")
+    threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
+    all_tracks: bool = opt(False, ALL_TRACKS_HELP + "; needs data preprocessed with --all-tracks")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
 
 

@@ -37,6 +37,7 @@ VERDICT_COLORS = {"FAKE": "#c62828", "REAL": "#2e7d32"}
 def _choices(config) -> dict[str, list]:
     """Dropdown values: registries are asked directly; the short fixed lists mirror the checks in
     dflib.video, dflib.data and dflib.train."""
+    from dflib.data import CLIP_SAMPLINGS
     from dflib.faces import list_detectors
     from dflib.labels import list_label_formats
     from dflib.models import READOUTS, list_models
@@ -51,7 +52,7 @@ def _choices(config) -> dict[str, list]:
         return {
             "model.name": list_models(),
             "model.readout": list(READOUTS),
-            "clip_sampling": ["random_window", "uniform"],
+            "clip_sampling": list(CLIP_SAMPLINGS),
             "optimizer": ["adamw", "adam"],
             "scheduler": ["cosine", "step", "none"],
             "balance": ["loss_weights", "sampler", "none"],
