@@ -145,7 +145,7 @@ class PredictConfig:
     threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
     explain: str = opt("", "folder for Grad-CAM heatmaps, a score timeline and an annotated clip")
-    all_tracks: bool = opt(True, "score every face track; the video is FAKE if any track is")
+    all_tracks: bool = opt(False, ALL_TRACKS_HELP)
 
 
 def to_dict(config: Any) -> dict:

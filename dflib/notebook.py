@@ -157,11 +157,13 @@ class LiveHistory:
 
 
 def metrics_table(metrics: Mapping) -> pd.DataFrame:
-    """One row for all videos and, with several sources, one per source: a drop on one source hides
-    in the overall number."""
-    by_source = metrics.get("by_source", {})
-    parts = {"all videos": metrics, **({f"source: {name}": sub for name, sub in by_source.items()}
-                                       if len(by_source) > 1 else {})}
+    """One row for all videos (ROC AUC there is the headline, video level), one per method (its FAKE
+    videos against every REAL video, as FaceForensics++ reports them) and, with several sources,
+    one per source (its videos alone): a drop on one method hides in the overall number."""
+    by_method, by_source = metrics.get("by_method", {}), metrics.get("by_source", {})
+    parts = {"all videos": metrics,
+             **{f"method: {name} vs all REAL": sub for name, sub in by_method.items()},
+             **({f"source: {name}": sub for name, sub in by_source.items()} if len(by_source) > 1 else {})}
     table = pd.DataFrame.from_dict(
         {name: {key: part.get(key) for key in METRIC_COLUMNS} for name, part in parts.items()}, orient="index"
     )
