@@ -66,7 +66,8 @@ def test_predefined_splits_are_kept_exactly_and_never_extended():
     rows.append(LabelRow("v0_fake.mp4", "FAKE", group="g0"))
     rows[1] = LabelRow("v1.mp4", "FAKE", group="g1", split="val")
     rows[2] = LabelRow("v2.mp4", "REAL", group="g1", split="train")  # one group on both sides, as given
-    mapping = assign_splits(rows, val_fraction=0.0, test_fraction=0.1, seed=0)
+    with pytest.warns(UserWarning, match="test has no FAKE videos"):
+        mapping = assign_splits(rows, val_fraction=0.0, test_fraction=0.1, seed=0)
     assert [name for name, split in mapping.items() if split == "test"] == ["v0.mp4"]  # a published test set is closed
     assert mapping["v0_fake.mp4"] == "train" and mapping["v1.mp4"] == "val" and mapping["v2.mp4"] == "train"
     overlap = overlap_with_test(rows)
