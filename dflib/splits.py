@@ -116,7 +116,7 @@ def plan_splits(
     strata: dict[tuple[str, str], list[str]] = {}
     for key, members in sorted(units.items()):
         strata.setdefault(_stratum(members, keys_of), []).append(key)
-    given = Counter((row.label, row.source, row.split) for row in used if row.split in open_splits)
+    given = Counter((row.label, row.source, row.split) for row in used if row.split and row.split in open_splits)
 
     rng = random.Random(seed)
     key_split: dict[str, str] = {}
@@ -183,9 +183,10 @@ def _sharing_with_test(rows: list[LabelRow], people: bool) -> list[str]:
 def _stratum(members: list[LabelRow], keys_of: dict[str, tuple[str, ...]]) -> tuple[str, str]:
     """(majority label, main source of that label): each stratum gets its share of every split, so a
     dataset of a few large groups (Celeb-DF's celebrities) is not all dealt to train before the rest."""
-    votes = Counter()
+    votes: dict[tuple[str, str], float] = {}
     for row in members:
-        votes[row.label, row.source] += 1 / len(keys_of[row.filename])
+        vote = (row.label, row.source)
+        votes[vote] = votes.get(vote, 0) + 1 / len(keys_of[row.filename])
     fakes = sum(count for (label, _), count in votes.items() if label == "FAKE")
     label = "FAKE" if 2 * fakes >= sum(votes.values()) else "REAL"
     return min(((label, source) for lab, source in votes if lab == label), key=lambda item: (-votes[item], item[1]))

@@ -57,7 +57,7 @@ class LabelRow:
 
         Each key is dealt to one split; a video is kept only in the split that holds all of its keys.
         """
-        if not self.group:
+        if GROUP_SEPARATOR not in self.group:
             return (self.group_key(),)
         return tuple(key for key in (part.strip() for part in self.group.split(GROUP_SEPARATOR)) if key) or (
             self.group_key(),
@@ -134,14 +134,15 @@ def match_videos(
     videos = find_videos(videos_dir)
     on_disk = set(videos)
     by_name: dict[str, list[str]] = {}
-    for path in videos:
-        by_name.setdefault(posixpath.basename(path), []).append(path)
     matched: dict[str, LabelRow] = {}
     missing = []
     ambiguous = []
     for row in rows:
         path = row.filename
         if path not in on_disk and "/" not in path:
+            if not by_name:
+                for video in videos:
+                    by_name.setdefault(posixpath.basename(video), []).append(video)
             candidates = by_name.get(path, [])
             if len(candidates) > 1:
                 ambiguous.append(f"{path} ({', '.join(candidates)})")
@@ -187,6 +188,8 @@ def parse_split(value: object) -> str | None:
 
 def relative_name(name: str, videos_dir: Path | None = None) -> str:
     """Normalise a listed filename; raise ValueError when it points outside the videos folder."""
+    if "/" not in name and "\\" not in name and name not in ("", ".", "..") and name == name.strip():
+        return name  # a plain file name, as in every DFDC metadata.json: nothing to normalise
     name = name.strip().replace("\\", "/")
     if not name:
         raise ValueError("empty filename")

@@ -128,9 +128,10 @@ def _read_metadata(metadata: Path, root: Path) -> list[LabelRow]:
         if split is None:
             raise LabelError(f"{where}: unknown split {info['split']!r}")
         try:
-            filename = relative_name(name if prefix == "." else f"{prefix}/{name}")
+            filename = relative_name(name)
         except ValueError as error:
             raise LabelError(f"{where}: {error}") from None
+        filename = filename if prefix == "." else f"{prefix}/{filename}"
         original = info.get("original") if label == "FAKE" else None
         rows.append(LabelRow(filename, label, group=str(original or name), source=SOURCE, split=split))
     return rows
