@@ -110,20 +110,24 @@ def _infer_groups(rows: list[LabelRow], path: Path, videos_dir: Path | None) -> 
         if info is None:
             inferred.append(row)
             continue
-        if info.merge:
-            group = group_of[info.keys[0]]
-        elif info.dataset == dfdc.SOURCE:
+        if info.dataset == dfdc.SOURCE:
             group = originals.get(PurePosixPath(row.filename).name, info.keys[0])
+        elif info.merge:
+            group = group_of[info.keys[0]]
         else:
             group = GROUP_SEPARATOR.join(info.keys)
         inferred.append(replace(row, group=group, source=row.source or info.dataset))
     notes = []
     for dataset, count in sorted(Counter(info.dataset for info in infos.values()).items()):
-        groups = {row.group for row in inferred if infos.get(row.filename) and infos[row.filename].dataset == dataset}
-        line = f"{dataset}: {count} videos without a group, grouped from their names ({NAME_RULES[dataset]}): {len(groups)} groups"
+        mine = [row for row in inferred if row.filename in infos and infos[row.filename].dataset == dataset]
+        if all(infos[row.filename].merge for row in mine):
+            found = f"{len({row.group for row in mine})} groups"
+        else:
+            found = f"{len({key for row in mine for key in row.group_keys()})} people"
+        line = f"{dataset}: {count} videos without a group, grouped from their names ({NAME_RULES[dataset]}): {found}"
         if dataset == dfdc.SOURCE:
             with_original = sum(1 for name in infos if PurePosixPath(name).name in originals)
-            line += f"; the original of {with_original} found in metadata.json files in {search}"
+            line += f"; {with_original} fakes grouped with their original from metadata.json files in {search}"
         notes.append(line)
     return Reading(inferred, notes)
 

@@ -38,7 +38,7 @@ _METADATA_START = re.compile(r'\s*\{\s*"[^"]+\.mp4"\s*:\s*\{')
 
 
 def name_info(stem: str) -> NameInfo | None:
-    return NameInfo(SOURCE, (f"{stem}.mp4",)) if _NAME.fullmatch(stem) else None
+    return NameInfo(SOURCE, (f"{stem}.mp4",), merge=True) if _NAME.fullmatch(stem) else None
 
 
 def is_metadata(path: Path) -> bool:

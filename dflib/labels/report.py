@@ -10,10 +10,14 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dflib.labels import csvfile
 from dflib.labels.common import SPLIT_NAMES, LabelRow, match_videos
 from dflib.labels.registry import read_dataset, select_compression
+
+if TYPE_CHECKING:
+    from dflib.splits import Overlap
 
 _EXAMPLES = 3
 
@@ -30,7 +34,7 @@ class LabelReport:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)  # filename -> why the split leaves it out
-    overlap: object = None  # dflib.splits.Overlap: what the rows outside a predefined test split share with it
+    overlap: Overlap | None = None  # what the rows outside a predefined test split share with it
 
     def kept(self) -> list[LabelRow]:
         """The rows a split holds (all of them when no split was assigned): what ``--out`` writes."""
@@ -84,7 +88,7 @@ def label_report(
         report.rows, report.missing, unlabeled = match_videos(rows, check)
         other_names = {row.filename for row in others}
         report.unlabeled = [name for name in unlabeled if name not in other_names]
-    from dflib.splits import overlap_with_test, plan_splits, split_options
+    from dflib.splits import overlap_with_test, plan_splits, split_options  # dflib.splits imports dflib.labels
 
     report.overlap = overlap_with_test(report.rows)
     if split_config is not None:
