@@ -1,11 +1,13 @@
 import json
 import warnings
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from dflib.cli import main
+from dflib.config import PreprocessConfig
 from dflib.labels import (
     LabelError,
     LabelRow,
@@ -20,6 +22,8 @@ from dflib.labels import (
     summary_frame,
     write_labels_csv,
 )
+from dflib.preprocess import preprocess
+from dflib.synthetic import noise_frames, write_video
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -441,6 +445,26 @@ def test_compression_column_round_trips_through_csv(tmp_path):
     path = write_labels_csv(rows, tmp_path / "labels.csv")
     assert path.read_text().splitlines()[0] == "filename,label,group,source,split,compression"
     assert read_labels(path) == rows
+
+
+@pytest.mark.filterwarnings("ignore:FaceForensics")
+def test_one_compression_of_a_faceforensics_tree_is_preprocessed(tmp_path):
+    """c23 by default: the c40 copies of the same videos get a skipped row with the reason, and no work."""
+    for compression in ("c23", "c40"):
+        folder = tmp_path / "ff" / "original_sequences" / "youtube" / compression / "videos"
+        folder.mkdir(parents=True)
+        write_video(folder / "000.mp4", noise_frames(4))
+    (tmp_path / "ff" / "splits").mkdir()
+    (tmp_path / "ff" / "splits" / "train.json").write_text('[["000", "001"]]')
+    cfg = PreprocessConfig(videos=str(tmp_path / "ff"), out=str(tmp_path / "out"), labels=str(tmp_path / "ff"),
+                           frames=4, size=32, min_frames=2)
+    rows = {row.filename: row for row in preprocess(cfg, progress=False).rows}
+    c23, c40 = (f"original_sequences/youtube/{c}/videos/000.mp4" for c in ("c23", "c40"))
+    assert rows[c23].label == "REAL" and rows[c23].split == "train" and "no face" in rows[c23].reason
+    assert rows[c40].status == "skipped" and rows[c40].reason == "c40 copy: --compression uses c23"
+    every = {row.filename: row for row in preprocess(replace(cfg, out=str(tmp_path / "all"), compression="all"),
+                                                     progress=False).rows}
+    assert "no face" in every[c40].reason and every[c40].label == "REAL"
 
 
 # --- DFDC layouts ----------------------------------------------------------------------------

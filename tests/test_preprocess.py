@@ -200,21 +200,3 @@ def test_a_video_that_kills_its_worker_fails_alone(videos, tmp_path, monkeypatch
     again = {row.filename: row for row in preprocess(cfg, progress=False).rows}  # the rerun does not stumble
     assert again["crash.mp4"].reason == rows["crash.mp4"].reason
 
-
-@pytest.mark.filterwarnings("ignore:FaceForensics")
-def test_one_compression_of_a_faceforensics_tree_is_preprocessed(tmp_path):
-    """c23 by default: the c40 copies of the same videos get a skipped row with the reason, and no work."""
-    for compression in ("c23", "c40"):
-        folder = tmp_path / "ff" / "original_sequences" / "youtube" / compression / "videos"
-        folder.mkdir(parents=True)
-        write_video(folder / "000.mp4", noise_frames(4))
-    (tmp_path / "ff" / "splits").mkdir()
-    (tmp_path / "ff" / "splits" / "train.json").write_text('[["000", "001"]]')
-    cfg = config(tmp_path / "ff", tmp_path / "out", labels=str(tmp_path / "ff"))
-    rows = {row.filename: row for row in preprocess(cfg, progress=False).rows}
-    c23, c40 = (f"original_sequences/youtube/{c}/videos/000.mp4" for c in ("c23", "c40"))
-    assert rows[c23].label == "REAL" and rows[c23].split == "train" and "no face" in rows[c23].reason
-    assert rows[c40].status == "skipped" and rows[c40].reason == "c40 copy: --compression uses c23"
-    every = {row.filename: row for row in preprocess(config(tmp_path / "ff", tmp_path / "all", labels=cfg.labels,
-                                                            compression="all"), progress=False).rows}
-    assert "no face" in every[c40].reason and every[c40].label == "REAL"
