@@ -199,4 +199,3 @@ def test_a_video_that_kills_its_worker_fails_alone(videos, tmp_path, monkeypatch
     assert rows["real one.mp4"].status == "ok" and rows["noise.mp4"].status == "skipped"
     again = {row.filename: row for row in preprocess(cfg, progress=False).rows}  # the rerun does not stumble
     assert again["crash.mp4"].reason == rows["crash.mp4"].reason
-
