@@ -26,6 +26,7 @@ benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/predict.py
+	$(PY) benchmarks/labels.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

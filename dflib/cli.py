@@ -19,15 +19,18 @@ from dflib.config import EvaluateConfig, PredictConfig, PreprocessConfig, TrainC
 
 # Short spellings for options people type often.
 ALIASES = {"model.name": ["--model"], "model.pretrained": ["--weights"]}
+# What `dflib labels` shares with preprocessing (how labels are read) and training (how videos are split).
+LABEL_OPTIONS = ("compression", "label_splits")
+SPLIT_OPTIONS = ("seed", "val_fraction", "test_fraction", "test_overlap")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config: Any, skip: tuple[str, ...] = (),
-                         prefix: str = "") -> None:
-    """One ``--option`` per config field (nested configs: ``--model-hidden-size``)."""
+                         prefix: str = "", only: tuple[str, ...] | None = None) -> None:
+    """One ``--option`` per config field (nested configs: ``--model-hidden-size``); ``only`` picks some."""
     group = parser.add_argument_group(f"{type(config).__name__} options" if not prefix else f"{prefix} options")
     for item in fields(config):
         name = f"{prefix}.{item.name}" if prefix else item.name
-        if name in skip:
+        if name in skip or (only is not None and name not in only):
             continue
         default = getattr(config, item.name)
         if dataclasses.is_dataclass(default):
@@ -72,12 +75,17 @@ def _cmd_preprocess(args) -> int:
 
 
 def _cmd_labels(args) -> int:
-    from dflib.labels import read_labels, summarize, write_labels_csv
+    from dflib.labels import label_report, write_labels_csv
 
-    rows = read_labels(args.source, args.videos or None, args.format)
-    print(summarize(rows))
-    if args.out:
-        print(f"wrote {write_labels_csv(rows, args.out, extra_columns=not args.plain)}")
+    if args.plain and args.assign_splits:
+        raise ValueError("--plain writes only filename,label: it cannot hold the split that --assign-splits makes")
+    settings = config_from_args(PreprocessConfig, args)
+    report = label_report(args.source, args.videos or None, args.format, settings.compression,
+                          settings.label_splits or None, config_from_args(TrainConfig, args) if args.assign_splits else None)
+    written = write_labels_csv(report.kept(), args.out, extra_columns=not args.plain) if args.out else None
+    print(report.text())
+    if written:
+        print(f"wrote {written}")
     return 0
 
 
@@ -135,8 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("source", help="label CSV, metadata.json, or a dataset root folder")
     sub.add_argument("--format", default="", help="csv, dfdc, faceforensics, celebdf, folders (default: detect)")
     sub.add_argument("--videos", default="", help="videos folder the filenames are relative to")
-    sub.add_argument("--out", default="", help="write the table here")
+    sub.add_argument("--out", default="", help="write the table of the videos on disk here")
     sub.add_argument("--plain", action="store_true", help="only filename,label (the original format)")
+    sub.add_argument("--assign-splits", action="store_true",
+                     help="assign train/val/test exactly as `dflib train` would (same function, seed and fractions)")
+    add_config_arguments(sub, PreprocessConfig(), only=LABEL_OPTIONS)
+    add_config_arguments(sub, TrainConfig(), only=SPLIT_OPTIONS)
 
     sub = command("train", _cmd_train, "train a detector on preprocessed crops")
     add_config_arguments(sub, TrainConfig())
@@ -169,16 +181,32 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at exit
+        return code
     except KeyboardInterrupt:
         print("dflib: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`dflib labels ... | head`): nothing more to say, and nothing to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except USER_ERRORS as error:
         if args.debug:
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        option = getattr(error, "option", "")
+        if option:
+            message += f" (see {option_flag(args.command, option)})"
         print(f"dflib {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def option_flag(command: str, option: str) -> str:
+    """The flag of a config field in a command (``label_format`` is ``--format`` in ``dflib labels``)."""
+    if command == "labels" and option == "label_format":
+        return "--format"
+    return "--" + option.replace("_", "-")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ class PreprocessConfig:
     out: str = opt("", "output folder for crops, manifest.csv and the config")
     labels: str = opt("", "label file or dataset root (see `dflib labels`); optional")
     label_format: str = opt("", "csv, dfdc, faceforensics, celebdf or folders; empty: detected from the source")
+    compression: str = opt("auto", "with several compressions in one tree (FaceForensics++ raw, c23, c40): the one "
+                                   "to use; auto: c23 when present; all: every one")
+    label_splits: str = opt("", "folder of FaceForensics++'s official train.json, val.json and test.json when they "
+                                "are not in the dataset folder")
     frames: int = opt(20, "frames sampled per video")
     sampling: str = opt("uniform", "uniform: evenly over the whole video; first: the first N frames; "
                                    "stride: every k-th frame (--stride or --fps)")
@@ -112,6 +116,9 @@ class TrainConfig:
     seed: int = opt(42, "random seed (splits, sampling, augmentation, init)")
     val_fraction: float = opt(0.15, "share of videos for validation (whole groups)")
     test_fraction: float = opt(0.15, "share of videos held out for testing (whole groups)")
+    test_overlap: str = opt("keep", "videos sharing something with a predefined test split (Celeb-DF's allows it): "
+                                    "keep them (the official protocol); source: leave out those sharing a source "
+                                    "video; person: also those sharing a person")
     balance: str = opt("loss_weights", "class imbalance: loss_weights, sampler or none")
     patience: int = opt(5, "epochs without a better validation AUC before stopping (0: never)")
     pseudo_fakes: float = opt(0.0, "probability of turning a REAL training clip into a self-blended FAKE")

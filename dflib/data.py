@@ -200,7 +200,7 @@ def make_splits(rows: list[ClipRow], cfg: TrainConfig, run_dir: str | os.PathLik
     preprocessed would move videos between train and validation.
     """
     from dflib.labels import LabelRow
-    from dflib.splits import assign_splits, load_splits, save_splits
+    from dflib.splits import assign_splits, load_splits, save_splits, split_options
 
     path = Path(run_dir) / SPLITS_FILE
     if path.is_file():
@@ -211,7 +211,7 @@ def make_splits(rows: list[ClipRow], cfg: TrainConfig, run_dir: str | os.PathLik
         return splits
     label_rows = [LabelRow(r.filename, r.label, group=r.group, source=r.source, split=r.split) for r in rows]
     unique = list({row.filename: row for row in label_rows}.values())
-    splits = assign_splits(unique, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    splits = assign_splits(unique, **split_options(cfg))
     save_splits(splits, path)
     return splits
 

@@ -40,11 +40,14 @@ def _choices(config) -> dict[str, list]:
     from dflib.data import CLIP_SAMPLINGS
     from dflib.faces import list_detectors
     from dflib.labels import list_label_formats
+    from dflib.labels.registry import COMPRESSIONS
     from dflib.models import READOUTS, list_models
+    from dflib.splits import TEST_OVERLAPS
 
     if isinstance(config, PreprocessConfig):
         return {
             "label_format": [("detect", ""), *((name, name) for name in list_label_formats())],
+            "compression": ["auto", "all", *COMPRESSIONS],
             "sampling": ["uniform", "first", "stride"],
             "detector": list_detectors(),
         }
@@ -56,6 +59,7 @@ def _choices(config) -> dict[str, list]:
             "optimizer": ["adamw", "adam"],
             "scheduler": ["cosine", "step", "none"],
             "balance": ["loss_weights", "sampler", "none"],
+            "test_overlap": list(TEST_OVERLAPS),
             "device": DEVICES,
         }
     if isinstance(config, PredictConfig):

@@ -35,7 +35,7 @@ from dflib.faces import (
     square_box,
 )
 from dflib.io import atomic_path, atomic_write_text, clean_partial_files, printable_path
-from dflib.labels import LabelRow, find_videos, match_videos, read_labels
+from dflib.labels import LabelRow, find_videos, match_videos, read_labels, select_compression
 from dflib.tracking import fill_gaps, link_tracks
 from dflib.video import VideoError, VideoReader, sample_indices
 
@@ -362,12 +362,18 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     unlabeled: list[str] = []
     labels: dict[str, LabelRow] = {}
     listed: dict[str, LabelRow] = {}
+    other_compressions: list[LabelRow] = []
     if cfg.labels:
-        rows = read_labels(cfg.labels, videos, cfg.label_format)
+        rows = read_labels(cfg.labels, videos, cfg.label_format, cfg.label_splits)
+        rows, other_compressions, compression = select_compression(rows, cfg.compression)
+        on_disk = set(found)
+        other_compressions = [row for row in other_compressions if row.filename in on_disk]
+        set_aside = {row.filename for row in other_compressions}
+        found = [name for name in found if name not in set_aside]
         listed = {row.filename: row for row in rows}
         matched, missing, unlabeled = match_videos(rows, videos)
         labels = {row.filename: row for row in matched}
-        unlabeled = [name for name in unlabeled if name in set(found)]
+        unlabeled = sorted(set(unlabeled) & set(found))
     todo_names = sorted(set(found) | set(labels))
     save_json(cfg, out / CONFIG_FILE)
 
@@ -390,6 +396,10 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
         results[name] = [ManifestRow(filename=name, label=label_row.label if label_row else "", status="failed",
                                      reason="listed in the label file but not found in the videos folder",
                                      detector=cfg.detector)]
+    for row in other_compressions:  # also over records of an earlier run that used them
+        results[row.filename] = [ManifestRow(filename=row.filename, label=row.label, status="skipped",
+                                             reason=f"{row.compression} copy: --compression uses {compression}",
+                                             detector=cfg.detector)]
     for name in misnamed:
         results[name] = [ManifestRow(filename=printable_path(name), status="failed", detector=cfg.detector,
                                      reason="file name is not valid UTF-8 (another encoding, e.g. from an old zip):"

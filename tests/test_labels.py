@@ -1,9 +1,13 @@
 import json
 import warnings
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from dflib.cli import main
+from dflib.config import PreprocessConfig
 from dflib.labels import (
     LabelError,
     LabelRow,
@@ -11,11 +15,15 @@ from dflib.labels import (
     find_videos,
     list_label_formats,
     match_videos,
+    read_dataset,
     read_labels,
+    select_compression,
     summarize,
     summary_frame,
     write_labels_csv,
 )
+from dflib.preprocess import preprocess
+from dflib.synthetic import noise_frames, write_video
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -157,8 +165,8 @@ def test_dfdc_single_metadata_file_keeps_a_real_mix_of_splits(tmp_path):
         "b.mp4": {"label": "FAKE", "split": "test", "original": "c.mp4"},
     }))
     assert read_labels(meta) == [
-        LabelRow("a.mp4", "REAL", group="a.mp4", source="dfdc", split="train"),
-        LabelRow("b.mp4", "FAKE", group="c.mp4", source="dfdc", split="test"),
+        LabelRow("a.mp4", "REAL", group="a.mp4", source="DFDC", split="train"),
+        LabelRow("b.mp4", "FAKE", group="c.mp4", source="DFDC", split="test"),
     ]
 
 
@@ -188,7 +196,8 @@ FF_FILES = [
 
 def test_faceforensics_labels_sources_and_pair_groups(tmp_path):
     touch(tmp_path, *FF_FILES)
-    rows = by_name(read_labels(tmp_path))
+    with pytest.warns(UserWarning, match="no split files"):
+        rows = by_name(read_labels(tmp_path))
     assert not any("/masks/" in name for name in rows)  # masks are videos but not samples
     assert len(rows) == len(FF_FILES) - 1
     real = rows["original_sequences/youtube/c23/videos/000.mp4"]
@@ -204,8 +213,10 @@ def test_faceforensics_labels_sources_and_pair_groups(tmp_path):
     }
     assert len({rows[name].group for name in pair}) == 1
     assert rows["original_sequences/youtube/c23/videos/001.mp4"].group != real.group
+    assert {rows[name].compression for name in pair} == {"c23", "c40"}
     actor = rows["original_sequences/actors/c23/videos/01__walk.mp4"]
-    assert rows["manipulated_sequences/DeepFakeDetection/c23/videos/01_02__walk__ABCD1234.mp4"].group == actor.group
+    actor_fake = rows["manipulated_sequences/DeepFakeDetection/c23/videos/01_02__walk__ABCD1234.mp4"]
+    assert (actor.group, actor_fake.group_keys()) == ("actor01", ("actor01", "actor02"))  # the people it shows
     assert actor.group != real.group
     assert {row.split for row in rows.values()} == {""}
 
@@ -214,7 +225,8 @@ def test_faceforensics_official_splits_cover_pairs_and_their_originals(tmp_path)
     touch(tmp_path, *FF_FILES)
     write(tmp_path / "splits" / "train.json", json.dumps([["000", "003"]]))
     write(tmp_path / "splits" / "test.json", json.dumps([["001", "002"]]))
-    rows = by_name(read_labels(tmp_path, fmt="faceforensics"))
+    with pytest.warns(UserWarning, match=r"ids listed in the official split have no video here \(test 1\)"):
+        rows = by_name(read_labels(tmp_path, fmt="faceforensics"))
     assert {name: row.split for name, row in rows.items()} == {
         "original_sequences/youtube/c23/videos/000.mp4": "train",
         "original_sequences/youtube/c23/videos/003.mp4": "train",
@@ -233,7 +245,7 @@ def test_faceforensics_official_splits_cover_pairs_and_their_originals(tmp_path)
 # --- Celeb-DF --------------------------------------------------------------------------------
 
 
-def test_celebdf_labels_source_video_groups_and_test_list(tmp_path):
+def test_celebdf_labels_identity_groups_and_test_list(tmp_path):
     touch(
         tmp_path,
         "Celeb-real/id0_0000.mp4",
@@ -255,8 +267,9 @@ def test_celebdf_labels_source_video_groups_and_test_list(tmp_path):
         "YouTube-real/00000.mp4": ("REAL", ""),
         "YouTube-real/00170.mp4": ("REAL", "test"),
     }
-    assert rows["Celeb-synthesis/id0_id1_0000.mp4"].group == rows["Celeb-real/id0_0000.mp4"].group
-    assert rows["Celeb-synthesis/id1_id0_0001.mp4"].group != rows["Celeb-real/id0_0000.mp4"].group
+    assert rows["Celeb-real/id0_0000.mp4"].group == rows["Celeb-real/id0_0001.mp4"].group == "id0"
+    assert rows["Celeb-synthesis/id0_id1_0000.mp4"].group_keys() == ("id0", "id1")  # id0's video, id1's face
+    assert rows["Celeb-synthesis/id1_id0_0001.mp4"].group_keys() == ("id1", "id0")
     # A listed video absent from disk is kept so that matching reports it, not dropped.
     matched, missing, unlabeled = match_videos(list(rows.values()), tmp_path)
     assert missing == ["YouTube-real/00170.mp4"] and unlabeled == [] and len(matched) == 5
@@ -297,6 +310,8 @@ def test_videos_dir_reroots_dataset_filenames(tmp_path):
     [
         (["labels.csv"], "csv"),
         (["part_0/metadata.json"], "dfdc"),
+        (["DFDC/train/dfdc_train_part_7/metadata.json"], "dfdc"),
+        (["train_sample_videos/metadata.json"], "dfdc"),
         (["original_sequences/youtube/c23/videos/000.mp4"], "faceforensics"),
         (["Celeb-real/id0_0000.mp4"], "celebdf"),
         (["fake/a.mp4"], "folders"),
@@ -304,17 +319,29 @@ def test_videos_dir_reroots_dataset_filenames(tmp_path):
 )
 def test_format_detection(tmp_path, files, expected):
     touch(tmp_path, *files)
+    for name in files:
+        if name.endswith("metadata.json"):
+            write(tmp_path / name, json.dumps({"abc.mp4": {"label": "REAL"}}))
     assert detect_label_formats(tmp_path) == [expected]
     assert expected in list_label_formats()
 
 
 def test_ambiguous_layout_lists_the_candidates(tmp_path):
-    touch(tmp_path, "real/a.mp4", "fake/b.mp4")
-    write(tmp_path / "labels.csv", "a.mp4,REAL\n")
-    with pytest.raises(LabelError, match=r"matches several: csv, folders\); pass fmt="):
+    touch(tmp_path, "real/a.mp4", "fake/b.mp4", "Celeb-real/id0_0000.mp4")
+    with pytest.raises(LabelError, match=r"matches several: celebdf, folders\); choose one of") as error:
         read_labels(tmp_path)
+    assert error.value.option == "label_format"
     assert [row.filename for row in read_labels(tmp_path, fmt="folders")] == ["fake/b.mp4", "real/a.mp4"]
-    assert read_labels(tmp_path, fmt="csv") == [LabelRow("a.mp4", "REAL")]
+
+
+def test_a_dataset_layout_wins_over_a_labels_csv_beside_it(tmp_path):
+    """A labels.csv that `dflib labels --out` wrote into the dataset folder must not break the next run."""
+    touch(tmp_path, "real/a.mp4", "fake/b.mp4")
+    assert main(["labels", str(tmp_path), "--out", str(tmp_path / "labels.csv")]) == 0
+    fmt, reading = read_dataset(tmp_path)
+    assert fmt == "folders" and "labels.csv is not used" in reading.notes[0]
+    assert [row.filename for row in reading.rows] == ["fake/b.mp4", "real/a.mp4"]
+    assert read_labels(tmp_path, fmt="csv") == [LabelRow("fake/b.mp4", "FAKE"), LabelRow("real/a.mp4", "REAL")]
 
 
 def test_unknown_layout_format_and_path_are_errors(tmp_path):
@@ -392,3 +419,137 @@ def test_sample_data_labels_match_every_video():
         matched, missing, unlabeled = match_videos(rows, SHARED_DATA / "videos")
     assert missing == [] and unlabeled == [] and len(matched) == len(rows)
     assert {row.label for row in rows} == {"REAL", "FAKE"}
+
+
+# --- compressions ----------------------------------------------------------------------------
+
+
+def test_one_compression_is_used_c23_when_present(tmp_path):
+    touch(tmp_path, *(f"original_sequences/youtube/{c}/videos/00{i}.mp4" for c in ("raw", "c23", "c40") for i in range(3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no split files
+        rows = read_labels(tmp_path)
+    used, others, compression = select_compression(rows)
+    assert compression == "c23" and {row.compression for row in used} == {"c23"} and len(others) == 6
+    assert select_compression(rows, "all")[0] == rows
+    assert {row.compression for row in select_compression(rows, "raw")[0]} == {"raw"}
+    with pytest.raises(LabelError, match=r"no c99 videos here: the compressions present are c23, c40, raw") as error:
+        select_compression(rows, "c99")
+    assert error.value.option == "compression"
+    without_c23 = [row for row in rows if row.compression != "c23"]
+    assert select_compression(without_c23)[2] == "c40"
+
+
+def test_compression_column_round_trips_through_csv(tmp_path):
+    rows = [LabelRow("a.mp4", "FAKE", group="g", source="Deepfakes", compression="c40"), LabelRow("b.mp4", "REAL")]
+    path = write_labels_csv(rows, tmp_path / "labels.csv")
+    assert path.read_text().splitlines()[0] == "filename,label,group,source,split,compression"
+    assert read_labels(path) == rows
+
+
+@pytest.mark.filterwarnings("ignore:FaceForensics")
+def test_one_compression_of_a_faceforensics_tree_is_preprocessed(tmp_path):
+    """c23 by default: the c40 copies of the same videos get a skipped row with the reason, and no work."""
+    for compression in ("c23", "c40"):
+        folder = tmp_path / "ff" / "original_sequences" / "youtube" / compression / "videos"
+        folder.mkdir(parents=True)
+        write_video(folder / "000.mp4", noise_frames(4))
+    (tmp_path / "ff" / "splits").mkdir()
+    (tmp_path / "ff" / "splits" / "train.json").write_text('[["000", "001"]]')
+    cfg = PreprocessConfig(videos=str(tmp_path / "ff"), out=str(tmp_path / "out"), labels=str(tmp_path / "ff"),
+                           frames=4, size=32, min_frames=2)
+    rows = {row.filename: row for row in preprocess(cfg, progress=False).rows}
+    c23, c40 = (f"original_sequences/youtube/{c}/videos/000.mp4" for c in ("c23", "c40"))
+    assert rows[c23].label == "REAL" and rows[c23].split == "train" and "no face" in rows[c23].reason
+    assert rows[c40].status == "skipped" and rows[c40].reason == "c40 copy: --compression uses c23"
+    every = {row.filename: row for row in preprocess(replace(cfg, out=str(tmp_path / "all"), compression="all"),
+                                                     progress=False).rows}
+    assert "no face" in every[c40].reason and every[c40].label == "REAL"
+
+
+# --- DFDC layouts ----------------------------------------------------------------------------
+
+
+def test_dfdc_format_that_finds_nothing_says_where_it_looked(tmp_path, capsys):
+    touch(tmp_path, "videos/a.mp4")
+    write(tmp_path / "videos" / "metadata.json", json.dumps({"not": "dfdc"}))
+    assert main(["labels", str(tmp_path), "--format", "dfdc"]) == 2
+    err = capsys.readouterr().err
+    assert "no DFDC labels found: looked in this folder and every folder below it for a metadata.json" in err
+    assert "(see --format)" in err
+
+
+def test_dfdc_test_labels_name_file_and_line(tmp_path):
+    write(tmp_path / "train" / "part" / "metadata.json", json.dumps({"a.mp4": {"label": "REAL"}}))
+    path = write(tmp_path / "test" / "labels.csv", "filename,label\nb.mp4,1\nc.mp4,maybe\n")
+    with pytest.raises(LabelError, match=r"test/labels\.csv: line 3: expected 'filename,0 or 1'"):
+        read_labels(tmp_path)
+    write(path, "filename,label\nb.mp4,1\n")
+    assert {row.filename: row.split for row in read_labels(tmp_path)} == {"train/part/a.mp4": "", "test/b.mp4": "test"}
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def small_celebdf(root: Path) -> Path:
+    touch(root, *(f"Celeb-real/id{i}_000{v}.mp4" for i in range(8) for v in range(3)))
+    touch(root, *(f"Celeb-synthesis/id{i}_id{(i + 1) % 8}_000{v}.mp4" for i in range(8) for v in range(3)))
+    touch(root, *(f"YouTube-real/{i:05d}.mp4" for i in range(12)))
+    write(root / "List_of_testing_videos.txt", "1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id3_id4_0001.mp4\n"
+                                               "1 YouTube-real/00003.mp4\n1 YouTube-real/00099.mp4\n")
+    return root
+
+
+@pytest.mark.parametrize("seed", [42, 7])
+def test_labels_assign_splits_writes_the_split_that_training_makes(tmp_path, seed, capsys):
+    from dflib.config import TrainConfig
+    from dflib.data import ClipRow, make_splits
+
+    root = small_celebdf(tmp_path / "celeb")
+    out = tmp_path / "labels.csv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["labels", str(root), "--assign-splits", "--seed", str(seed), "--out", str(out)]) == 0
+        written = read_labels(out)
+        listed = read_labels(root)
+    text = capsys.readouterr().out
+    assert "by split, label and source" in text and "in no split" in text
+    assert "1 listed video(s) are not on disk" in text and "YouTube-real/00099.mp4" in text
+    on_disk = [row for row in listed if row.filename != "YouTube-real/00099.mp4"]
+    clips = [ClipRow(row.filename, row.label, output="x.npz", group=row.group, source=row.source, split=row.split)
+             for row in on_disk]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trained = make_splits(clips, TrainConfig(seed=seed), tmp_path / f"run{seed}")
+    assert {row.filename: row.split for row in written} == trained
+    table = text.split("by split, label and source")[1].split("\n\n")[0].splitlines()
+    counts = Counter((row.split, row.label, row.source) for row in written)
+    for source in ("Celeb-real", "Celeb-synthesis", "YouTube-real"):
+        line = next(line for line in table if line.startswith(source))
+        assert [int(cell) for cell in line.split()[1:-1]] == [
+            counts[(split, label, source)] for split in ("train", "val", "test") for label in ("REAL", "FAKE")]
+    assert int(next(line for line in table if line.startswith("all")).split()[-1]) == len(on_disk) - len(written) > 0
+
+
+def test_labels_cli_errors_name_cli_options(tmp_path, capsys):
+    touch(tmp_path, "real/a.mp4", "Celeb-real/id0_0000.mp4")
+    assert main(["labels", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "(see --format)" in err and "fmt=" not in err
+    assert main(["preprocess", "--videos", str(tmp_path), "--labels", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "(see --label-format)" in capsys.readouterr().err
+    assert main(["labels", str(tmp_path), "--format", "folders", "--assign-splits", "--test-overlap", "x"]) == 2
+    assert "(see --test-overlap)" in capsys.readouterr().err
+
+
+def test_labels_piped_into_head_exits_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    root = small_celebdf(tmp_path / "celeb")
+    process = subprocess.Popen([sys.executable, "-m", "dflib", "labels", str(root)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before anything is written, as `| head -0` would be
+    _, err = process.communicate(timeout=120)
+    assert b"Traceback" not in err and b"Broken pipe" not in err and b"BrokenPipe" not in err, err.decode()
+    assert process.returncode in (0, 1)

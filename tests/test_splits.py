@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dflib.labels import LabelError, LabelRow, read_labels
-from dflib.splits import assign_splits, class_balance, load_splits, save_splits
+from dflib.splits import assign_splits, class_balance, load_splits, overlap_with_test, plan_splits, save_splits
 
 
 def touch(root: Path, *paths: str) -> None:
@@ -60,22 +60,69 @@ def test_empty_group_falls_back_to_the_file_stem():
         assert mapping[f"real/{i}.mp4"] == mapping[f"fake/{i}.mp4"]
 
 
-def test_predefined_splits_are_kept_and_pull_their_group_along():
+def test_predefined_splits_are_kept_exactly_and_never_extended():
     rows = [LabelRow(f"v{i}.mp4", "FAKE" if i % 2 else "REAL", group=f"g{i}") for i in range(40)]
     rows[0] = LabelRow("v0.mp4", "REAL", group="g0", split="test")
     rows.append(LabelRow("v0_fake.mp4", "FAKE", group="g0"))
     rows[1] = LabelRow("v1.mp4", "FAKE", group="g1", split="val")
-    with pytest.warns(UserWarning, match=r"joined the predefined split of their group \(test 1\)"):
+    rows[2] = LabelRow("v2.mp4", "REAL", group="g1", split="train")  # one group on both sides, as given
+    with pytest.warns(UserWarning, match="test has no FAKE videos"):
         mapping = assign_splits(rows, val_fraction=0.0, test_fraction=0.1, seed=0)
-    assert mapping["v0.mp4"] == mapping["v0_fake.mp4"] == "test"
-    assert mapping["v1.mp4"] == "val"  # kept although val_fraction is 0
-    assert set(mapping.values()) == {"train", "val", "test"}
+    assert [name for name, split in mapping.items() if split == "test"] == ["v0.mp4"]  # a published test set is closed
+    assert mapping["v0_fake.mp4"] == "train" and mapping["v1.mp4"] == "val" and mapping["v2.mp4"] == "train"
+    overlap = overlap_with_test(rows)
+    assert (overlap.people, overlap.videos_sharing_person) == (1, 1)
 
 
-def test_conflicting_predefined_splits_in_one_group_are_refused():
-    rows = [LabelRow("a.mp4", "REAL", group="p", split="train"), LabelRow("b.mp4", "FAKE", group="p", split="test")]
-    with pytest.raises(ValueError, match=r"group 'p' has videos predefined in test and train"):
-        assign_splits(rows)
+def test_without_a_predefined_test_split_every_split_is_dealt():
+    rows = [LabelRow(f"v{i}.mp4", "FAKE" if i % 2 else "REAL", group=f"g{i}") for i in range(40)]
+    rows[0] = LabelRow("v0.mp4", "REAL", group="g0", split="val")
+    mapping = assign_splits(rows, seed=0)
+    assert mapping["v0.mp4"] == "val" and set(mapping.values()) == {"train", "val", "test"}
+
+
+def test_a_video_showing_two_people_is_kept_only_where_both_are():
+    rows = [LabelRow(f"p{i}/real{j}.mp4", "REAL", group=f"p{i}") for i in range(12) for j in range(2)]
+    rows += [LabelRow(f"p{i}/fake_with_{k}.mp4", "FAKE", group=f"p{i}+p{k}") for i in range(12) for k in range(12) if k != i]
+    plan = plan_splits(rows, seed=1)
+    split_of = {row.group: plan.splits[row.filename] for row in rows if row.label == "REAL"}
+    for row in rows[24:]:
+        first, second = row.group_keys()
+        if split_of[first] == split_of[second]:
+            assert plan.splits[row.filename] == split_of[first]
+        else:
+            assert row.filename not in plan.splits and "different splits" in plan.left_out[row.filename]
+    assert set(plan.splits.values()) == {"train", "val", "test"} and plan.left_out
+    with pytest.warns(UserWarning, match=rf"{len(plan.left_out)} video\(s\) are in no split"):
+        assert assign_splits(rows, seed=1) == plan.splits
+
+
+def test_every_source_gets_its_share_of_every_split():
+    """A dataset of a few large groups must not be dealt to train whole before the rest (largest first)."""
+    rows = [LabelRow(f"big/{g}_{i}.mp4", "FAKE", group=f"b{g}", source="big") for g in range(10) for i in range(50)]
+    rows += [LabelRow(f"small/{i}.mp4", "FAKE", source="small") for i in range(600)]
+    rows += [LabelRow(f"real/{source}{i}.mp4", "REAL", source=source) for i in range(100) for source in ("big", "small")]
+    mapping = assign_splits(rows, seed=0)
+    for source in ("big", "small"):
+        assert {mapping[row.filename] for row in rows if row.source == source and row.label == "FAKE"} == {
+            "train", "val", "test"}, source
+
+
+@pytest.mark.parametrize(("strict", "left_out"), [("keep", set()), ("source", {"id0_id1_0000.mp4"}),
+                                                  ("person", {"id0_id1_0000.mp4", "id0_0001.mp4"})])
+def test_strict_test_overlap_leaves_out_what_shares_a_test_video(strict, left_out):
+    rows = [LabelRow("id0_0000.mp4", "REAL", group="id0", split="test"),
+            LabelRow("id0_id1_0000.mp4", "FAKE", group="id0+id1"),  # made from the test video
+            LabelRow("id0_0001.mp4", "REAL", group="id0"),  # the same person, another video
+            LabelRow("id1_0000.mp4", "REAL", group="id1"), LabelRow("id2_0000.mp4", "REAL", group="id2"),
+            LabelRow("id3_id2_0000.mp4", "FAKE", group="id3+id2"), LabelRow("id3_0000.mp4", "REAL", group="id3")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plan = plan_splits(rows, val_fraction=0.3, test_fraction=0.3, test_overlap=strict)
+    assert {name for name, reason in plan.left_out.items() if "test video" in reason} == left_out
+    assert plan.splits["id0_0000.mp4"] == "test"
+    with pytest.raises(LabelError, match="test overlap must be one of keep, source, person"):
+        plan_splits(rows, test_overlap="strict")
 
 
 @pytest.mark.parametrize(
@@ -120,6 +167,7 @@ def test_bad_fractions_and_duplicate_rows_are_refused():
 # --- splits of real layouts ------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:.*no split files")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_faceforensics_pairs_and_their_originals_share_a_split(tmp_path, seed):
     rng = random.Random(seed)
@@ -174,15 +222,16 @@ def test_dfdc_fakes_share_a_split_with_their_original(tmp_path, seed):
     assert set(mapping.values()) == {"train", "val", "test"}
 
 
-def test_celebdf_test_list_is_honoured(tmp_path):
+def test_celebdf_test_list_is_exactly_the_test_split(tmp_path):
     names = [f"Celeb-real/id{i}_000{v}.mp4" for i in range(6) for v in range(2)]
     names += [f"Celeb-synthesis/id{i}_id{(i + 1) % 6}_000{v}.mp4" for i in range(6) for v in range(2)]
     touch(tmp_path, *names)
     (tmp_path / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id3_id4_0001.mp4\n")
-    with pytest.warns(UserWarning, match=r"joined the predefined split of their group \(test 2\)"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # so few people cannot fill every split
         mapping = assign_splits(read_labels(tmp_path), val_fraction=0.2, test_fraction=0.0)
-    listed_groups = {"Celeb-real/id0_0000.mp4", "Celeb-synthesis/id0_id1_0000.mp4", "Celeb-synthesis/id3_id4_0001.mp4", "Celeb-real/id3_0001.mp4"}
-    assert {name for name, split in mapping.items() if split == "test"} == listed_groups
+    assert {name for name, split in mapping.items() if split == "test"} == {
+        "Celeb-real/id0_0000.mp4", "Celeb-synthesis/id3_id4_0001.mp4"}
     assert "val" in mapping.values()
 
 
