@@ -33,6 +33,8 @@ from dflib.video import VideoError
 FAKE, REAL, NO_FACE, ERROR = "FAKE", "REAL", "NO_FACE", "ERROR"
 STATUS = {FAKE: "ok", REAL: "ok", NO_FACE: "no_face", ERROR: "error"}
 CSV_COLUMNS = ("filename", "label", "p_fake", "confidence", "faces", "status", "reason")
+BACKENDS = ("torch", "onnx")
+GRAD_CAM_NEEDS_TORCH = "Grad-CAM needs PyTorch: the onnx backend gives scores only (use the checkpoint, backend torch)"
 
 
 @dataclass
@@ -112,17 +114,30 @@ def _detector(name: str, long_side: int, min_score: float):
 class Predictor:
     """A checkpoint loaded once, for any number of videos.
 
-    ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``.
+    ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``; with
+    ``backend="onnx"``, the ``model.onnx`` written by ``dflib export`` (or its folder), run by
+    onnxruntime: the same scores, no PyTorch model (``model`` is None), so no Grad-CAM.
     """
 
-    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = True):
+    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = True,
+                 backend: str = "torch"):
         from dflib.checkpoint import load_model
 
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
         self.threshold = float(threshold)
         self.device = resolve_device(device)
-        if isinstance(checkpoint, (tuple, list)):
+        self.backend = backend
+        if backend == "onnx":
+            from dflib.export import OnnxScores
+
+            if not checkpoint:
+                raise ValueError("no model given: pass --checkpoint DIR/model.onnx (written by `dflib export`)")
+            self._scores = OnnxScores(checkpoint, self.device)
+            self.model, self.ckpt = None, self._scores.ckpt
+        elif isinstance(checkpoint, (tuple, list)):
             model, self.ckpt = checkpoint
             self.model = model.to(self.device).eval()
         else:
@@ -133,6 +148,8 @@ class Predictor:
             self.model, self.ckpt = load_model(Path(checkpoint).expanduser(), self.device)
         self.frames, self.size = int(self.ckpt["frames"]), int(self.ckpt["size"])
         self.fake_index = int(self.ckpt["label_map"]["FAKE"])
+        if backend == "torch":
+            self._scores = TorchScores(self.model, self.device, self.fake_index)
         recorded = self.ckpt.get("preprocess") or {}
         if not recorded:
             warnings.warn("the checkpoint does not record how its training faces were cropped: "
@@ -194,9 +211,18 @@ class Predictor:
         result.timings["total"] = time.perf_counter() - started
         return result, inputs
 
+
+class TorchScores:
+    """Per-step and video P(FAKE) of one face track, from one forward pass of this video alone.
+
+    The job of a ``Predictor`` backend; ``dflib.export.OnnxScores`` does the same with onnxruntime.
+    """
+
+    def __init__(self, model, device: torch.device, fake_index: int):
+        self.model, self.device, self.fake_index = model, device, fake_index
+
     @torch.inference_mode()
-    def _scores(self, frames: torch.Tensor) -> tuple[list[float], float]:
-        """Per-step and video P(FAKE) from one forward pass of this video alone."""
+    def __call__(self, frames: torch.Tensor) -> tuple[list[float], float]:
         steps = self.model.sequence_logits(frames.unsqueeze(0).to(self.device))
         # The head is linear and dropout is off in eval mode, so the read-out of the step logits
         # is exactly the video logits of forward(): one pass gives both.
@@ -208,7 +234,7 @@ class Predictor:
 
 def predict(video_path, checkpoint, **options) -> Prediction:
     """Predict one video. ``checkpoint``: a path, a ``(model, ckpt)`` pair or a ``Predictor``;
-    ``options`` are PredictConfig's threshold, device and all_tracks."""
+    ``options`` are PredictConfig's threshold, device, all_tracks and backend."""
     predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, **options)
     return predictor(video_path)
 
@@ -270,7 +296,11 @@ def predict_cli(args, cfg) -> int:
         if not videos:
             raise FileNotFoundError(f"no video found in: {', '.join(args.videos)} (outside the --explain folder)")
     _check_csv_path(args.out, videos)
-    predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks)
+    predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks,
+                          backend=cfg.backend)
+    if explain_to is not None and predictor.model is None:
+        print(f"dflib predict: {GRAD_CAM_NEEDS_TORCH}; --explain writes the score timeline and prediction.json",
+              file=sys.stderr)
     used: set[str] = set()
     predictions = []
     batch = len(videos) > 1
