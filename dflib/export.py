@@ -113,7 +113,7 @@ def _write_torchscript(wrapper: nn.Module, example: torch.Tensor, info: dict, pa
         # frame_features is constant for this fixed input layout.
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(wrapper, example[:1])
-    torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(info)})
+        torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(info)})
 
 
 def _check(wrapper: nn.Module, path: Path, file_format: str, info: dict) -> float:
@@ -126,7 +126,9 @@ def _check(wrapper: nn.Module, path: Path, file_format: str, info: dict) -> floa
             session = onnx_session(path, "cpu")
             got = session.run(list(OUTPUTS), {INPUT: frames.numpy()})
         else:
-            got = [output.numpy() for output in torch.jit.load(str(path))(frames)]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+                got = [output.numpy() for output in torch.jit.load(str(path))(frames)]
     fake = int(info["label_map"]["FAKE"])
     return max(float(np.abs(p_fake(a, fake) - p_fake(b, fake)).max()) for a, b in zip(expected, got))
 
@@ -139,9 +141,14 @@ def p_fake(logits: np.ndarray, fake_index: int) -> np.ndarray:
 
 
 def _require(*modules: str) -> None:
-    import importlib.util
+    import importlib
 
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise ImportError(f"{' and '.join(missing)} not installed: {INSTALL_HINT}")
 
