@@ -243,7 +243,7 @@ def notebook_app(predictor: Predictor, cfg: AppConfig | None = None, start: bool
         print("The web app is not started: set LAUNCH_APP = True above to start it here (needs "
               f"{INSTALL_HINT}), or run `dflib app --checkpoint CHECKPOINT` in a terminal.")
         return None
-    return launch(predictor, cfg or AppConfig(), block=False, inline=True)
+    return launch(predictor, cfg or AppConfig(port=0), block=False, inline=True)  # port 0: the first free from 7860
 
 
 def app_cli(args, cfg: AppConfig) -> int:

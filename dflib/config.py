@@ -140,7 +140,7 @@ class AppConfig(PredictConfig):
     """Options of ``dflib app``, the web page for checking one video at a time."""
 
     host: str = opt("127.0.0.1", "address to listen on; 0.0.0.0 makes the page reachable from other machines")
-    port: int = opt(7860, "port to listen on (0: any free port)")
+    port: int = opt(7860, "port to listen on (0: the first free port from 7860 on)")
     share: bool = opt(False, "also open a temporary public link through Gradio's share servers (needs internet)")
     max_file_size_mb: float = opt(200.0, "largest upload accepted, in MB")
     concurrency: int = opt(1, "videos analysed at the same time; the others wait in the queue")
