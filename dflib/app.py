@@ -223,12 +223,13 @@ def _queue_text(cfg: AppConfig) -> str:
     return f"{at_once} checked at a time; others wait in a queue (up to {cfg.queue_size}), which shows their place."
 
 
-def launch(predictor: Predictor, cfg: AppConfig, block: bool = True, inline: bool | None = None):
-    """Build and start the page on ``cfg.host``:``cfg.port``; returns the running Blocks (``.local_url``, ``.close()``)."""
+def launch(predictor: Predictor, cfg: AppConfig, inline: bool | None = None):
+    """Build and start the page on ``cfg.host``:``cfg.port`` in the background; returns the running
+    Blocks (``.local_url``, ``.share_url``, ``.block_thread()``, ``.close()``)."""
     demo = build_app(predictor, cfg)
     demo.launch(server_name=cfg.host, server_port=cfg.port or None, share=cfg.share, inline=inline,
-                max_file_size=int(cfg.max_file_size_mb * 2**20), prevent_thread_lock=not block, show_error=True,
-                ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, quiet=not block)
+                max_file_size=int(cfg.max_file_size_mb * 2**20), prevent_thread_lock=True, show_error=True,
+                ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, quiet=True)
     return demo
 
 
@@ -243,7 +244,7 @@ def notebook_app(predictor: Predictor, cfg: AppConfig | None = None, start: bool
         print("The web app is not started: set LAUNCH_APP = True above to start it here (needs "
               f"{INSTALL_HINT}), or run `dflib app --checkpoint CHECKPOINT` in a terminal.")
         return None
-    return launch(predictor, cfg or AppConfig(port=0), block=False, inline=True)  # port 0: the first free from 7860
+    return launch(predictor, cfg or AppConfig(port=0), inline=True)  # port 0: the first free from 7860
 
 
 def app_cli(args, cfg: AppConfig) -> int:
@@ -251,7 +252,11 @@ def app_cli(args, cfg: AppConfig) -> int:
     import_gradio()  # before loading a model, so a missing install is the first thing said
     predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks,
                           backend=cfg.backend)
+    demo = launch(predictor, cfg)
+    print(f"dflib app: open {demo.local_url} in a browser; Ctrl+C stops it")
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"dflib app: listening on {cfg.host}: anyone who can reach this machine can use the page")
-    launch(predictor, cfg)
+    if demo.share_url:
+        print(f"dflib app: public link (valid while this runs): {demo.share_url}")
+    demo.block_thread()  # until Ctrl+C, which closes the server
     return 0
