@@ -9,8 +9,10 @@ update check are switched off before it is imported: the page works offline and 
 from __future__ import annotations
 
 import atexit
+import copy
 import html
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -128,6 +130,20 @@ class Uploads:
                     upload.parent.rmdir()
 
 
+def _replica(predictor: Predictor) -> Predictor:
+    """A Predictor for another job running at the same time: its own copy of the model (Grad-CAM
+    hooks into it) and its own face detector (OpenCV's network is not thread-safe); the checkpoint
+    dict and an onnxruntime session (thread-safe) are shared."""
+    from dflib.faces import create_detector
+
+    pre = predictor.preprocess
+    memo = {id(predictor.ckpt): predictor.ckpt,
+            id(predictor.detector): create_detector(pre.detector, pre.detect_long_side, pre.min_face_score)}
+    if predictor.model is None:
+        memo[id(predictor._scores)] = predictor._scores
+    return copy.deepcopy(predictor, memo)
+
+
 def build_app(predictor: Predictor, cfg: AppConfig):
     """The page, as a ``gradio.Blocks`` (not started)."""
     gr = import_gradio()
@@ -135,6 +151,9 @@ def build_app(predictor: Predictor, cfg: AppConfig):
     from dflib.notebook import describe_checkpoint
 
     examples = example_videos(cfg, predictor.ckpt)
+    free = queue.SimpleQueue()  # one Predictor per job that may run at once
+    for worker in [predictor] + [_replica(predictor) for _ in range(cfg.concurrency - 1)]:
+        free.put(worker)
     jobs_root = Path(tempfile.mkdtemp(prefix="dflib-app-"))
     atexit.register(shutil.rmtree, jobs_root, True)
 
@@ -144,12 +163,14 @@ def build_app(predictor: Predictor, cfg: AppConfig):
         _sweep(jobs_root, CACHE_CLEANUP[1])
         job = Path(tempfile.mkdtemp(prefix="job-", dir=jobs_root))
         progress(0.1, desc="Reading the video, finding faces, scoring them and computing the heatmaps")
+        worker = free.get()
         try:
-            explanation = explain(video, predictor, out_dir=job)
+            explanation = explain(video, worker, out_dir=job)
         except Exception as error:  # noqa: BLE001 - a bad upload must give a message, never stop the server
             explanation = Explanation(Prediction(video=str(video), label=ERROR, threshold=predictor.threshold,
                                                  reason=f"unexpected error: {type(error).__name__}: {error}"))
         finally:
+            free.put(worker)
             if uploaded:
                 uploads.release(video)
         prediction = explanation.prediction

@@ -326,11 +326,13 @@ def test_an_upload_over_the_limit_is_refused_and_the_server_stays_up(served, gra
 
 
 class _SlowPredictor(Predictor):
-    """Records when each job ran, and takes long enough for a second job to have to wait."""
+    """Records when each job ran, and takes long enough for a second job to have to wait.
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.spans, self.lock = [], threading.Lock()
+    The record is the class's, so the app's copies of this predictor (one per concurrent job) share it.
+    """
+
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
 
     def run(self, video_path):
         started = time.monotonic()
@@ -349,6 +351,7 @@ def test_one_video_at_a_time_and_the_others_see_their_place(outside_connections,
     from gradio_client.utils import Status
 
     slow = _SlowPredictor(checkpoint, device="cpu")
+    slow.spans.clear()
     demo = _serve(slow)
     try:
         client = Client(demo.local_url, verbose=False)
@@ -368,3 +371,25 @@ def test_one_video_at_a_time_and_the_others_see_their_place(outside_connections,
     spans = sorted(slow.spans)
     assert len(spans) == 3 and all(spans[i][1] <= spans[i + 1][0] for i in range(2)), "jobs overlapped"
     assert waiting and max(rank for rank, _ in waiting) >= 1, "no job behind another saw its place in the queue"
+
+
+@pytest.mark.slow
+def test_two_jobs_at_once_each_get_their_own_model_and_the_right_scores(outside_connections, gradio_cache,
+                                                                         checkpoint, face_video, two_faces_video):
+    pytest.importorskip("gradio", reason="the web app needs dflib[app]")
+    from gradio_client import Client, handle_file
+
+    slow = _SlowPredictor(checkpoint, device="cpu")
+    videos = (face_video, two_faces_video)
+    expected = [f"{100 * slow(video).confidence:.1f}% confidence" for video in videos]
+    slow.spans.clear()
+    demo = _serve(slow, concurrency=2)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        jobs = [client.submit(handle_file(str(video)), api_name="/check_upload") for video in videos]
+        shown = [job.result()[0] for job in jobs]
+    finally:
+        demo.close()
+    assert all(text in verdict for text, verdict in zip(expected, shown, strict=True))
+    (first_start, first_end), (second_start, _) = sorted(slow.spans)
+    assert second_start < first_end, "the two jobs did not run at the same time"
