@@ -148,6 +148,10 @@ def build_app(predictor: Predictor, cfg: AppConfig):
     """The page, as a ``gradio.Blocks`` (not started)."""
     gr = import_gradio()
     from dflib.explanation import Explanation, explain
+
+    if cfg.concurrency < 1 or cfg.queue_size < 1 or cfg.max_file_size_mb <= 0:
+        raise ValueError(f"--concurrency and --queue-size must be at least 1 and --max-file-size-mb above 0, got "
+                         f"{cfg.concurrency}, {cfg.queue_size} and {cfg.max_file_size_mb:g}")
     from dflib.notebook import describe_checkpoint
 
     examples = example_videos(cfg, predictor.ckpt)

@@ -119,6 +119,14 @@ def test_command_line_listens_on_localhost_unless_told(monkeypatch, checkpoint):
     assert (seen[1].host, seen[1].share) == ("0.0.0.0", True)
 
 
+def test_a_server_that_would_take_no_job_is_refused(predictor):
+    pytest.importorskip("gradio", reason="the web app needs dflib[app]")
+    from dflib.app import build_app
+
+    with pytest.raises(ValueError, match="--concurrency and --queue-size must be at least 1"):
+        build_app(predictor, AppConfig(concurrency=0))
+
+
 # --- a running server -------------------------------------------------------------------------
 
 
