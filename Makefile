@@ -11,7 +11,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,app,export]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -27,6 +27,7 @@ benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/predict.py
 	$(PY) benchmarks/labels.py
+	$(PY) benchmarks/export.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -15,7 +15,16 @@ from dataclasses import fields
 from typing import Any
 
 from dflib import __version__
-from dflib.config import EvaluateConfig, PredictConfig, PreprocessConfig, TrainConfig, from_dict, to_dict
+from dflib.config import (
+    AppConfig,
+    EvaluateConfig,
+    ExportConfig,
+    PredictConfig,
+    PreprocessConfig,
+    TrainConfig,
+    from_dict,
+    to_dict,
+)
 
 # Short spellings for options people type often.
 ALIASES = {"model.name": ["--model"], "model.pretrained": ["--weights"]}
@@ -118,6 +127,18 @@ def _cmd_predict(args) -> int:
     return predict_cli(args, config_from_args(PredictConfig, args))
 
 
+def _cmd_export(args) -> int:
+    from dflib.export import export_cli
+
+    return export_cli(args, config_from_args(ExportConfig, args))
+
+
+def _cmd_app(args) -> int:
+    from dflib.app import app_cli
+
+    return app_cli(args, config_from_args(AppConfig, args))
+
+
 def _cmd_demo(args) -> int:
     from dflib.demo import demo_cli
 
@@ -162,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(sub, PredictConfig())
     sub.add_argument("--out", default="", help="CSV of results (many videos)")
     sub.add_argument("--json", action="store_true", help="print one JSON object per video")
+
+    sub = command("export", _cmd_export, "the model as one ONNX or TorchScript file, with the preprocessing it needs")
+    sub.add_argument("checkpoint", help="a checkpoint written by `dflib train` (best.pt)")
+    add_config_arguments(sub, ExportConfig(), skip=("checkpoint",))
+
+    sub = command("app", _cmd_app, "a web page to check one video at a time (needs dflib[app])")
+    add_config_arguments(sub, AppConfig(), skip=("explain",))
 
     sub = command("demo", _cmd_demo, "offline end-to-end demo on synthetic data (or --videos/--labels)")
     sub.add_argument("--out", default="demo_out")

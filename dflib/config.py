@@ -153,6 +153,31 @@ class PredictConfig:
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
     explain: str = opt("", "folder for Grad-CAM heatmaps, a score timeline and an annotated clip")
     all_tracks: bool = opt(False, ALL_TRACKS_HELP)
+    backend: str = opt("torch", "torch: the checkpoint with PyTorch; onnx: a `dflib export --format onnx` file "
+                                "(--checkpoint DIR/model.onnx) with onnxruntime, scores only (no Grad-CAM)")
+
+
+@dataclass
+class ExportConfig:
+    """Options of ``dflib export``: the model in a file that runs without dflib's Python model code."""
+
+    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt)")
+    format: str = opt("onnx", "onnx (for onnxruntime) or torchscript (for libtorch)")
+    out: str = opt("", "folder for the model file and model.json (the preprocessing it needs)")
+
+
+@dataclass
+class AppConfig(PredictConfig):
+    """Options of ``dflib app``, the web page for checking one video at a time."""
+
+    host: str = opt("127.0.0.1", "address to listen on; 0.0.0.0 makes the page reachable from other machines")
+    port: int = opt(7860, "port to listen on (0: the first free port from 7860 on)")
+    share: bool = opt(False, "also open a temporary public link through Gradio's share servers (needs internet)")
+    max_file_size_mb: float = opt(200.0, "largest upload accepted, in MB")
+    concurrency: int = opt(1, "videos analysed at the same time; the others wait in the queue")
+    queue_size: int = opt(16, "uploads that may wait in the queue; more are turned away until it shortens")
+    examples: str = opt("", "folder of example videos offered in the page (default: the checkpoint's held-out "
+                            "test videos, where they are on disk)")
 
 
 def to_dict(config: Any) -> dict:

@@ -36,7 +36,7 @@ from torch import nn
 
 from dflib.io import atomic_path, atomic_write_bytes, atomic_write_text
 from dflib.plots import save_figure
-from dflib.prediction import FAKE, Prediction, Predictor
+from dflib.prediction import FAKE, GRAD_CAM_NEEDS_TORCH, Prediction, Predictor
 from dflib.video import VideoReader
 
 SCALE_NOTE = ("Grad-CAM of the decision (logit FAKE - logit REAL), one colour scale for the whole video "
@@ -161,6 +161,7 @@ class Explanation:
     frame_indices: list[int] = field(default_factory=list)
     figures: dict[str, Figure | np.ndarray] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    note: str = ""  # why there are no heatmaps although there is a face (a backend without PyTorch)
 
 
 def explain(video_path, checkpoint, out_dir: str | os.PathLike | None = None, **options) -> Explanation:
@@ -171,7 +172,10 @@ def explain(video_path, checkpoint, out_dir: str | os.PathLike | None = None, **
     predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, **options)
     prediction, inputs = predictor.run(video_path)
     result = Explanation(prediction)
-    if inputs:
+    if inputs and predictor.model is None:
+        result.note = GRAD_CAM_NEEDS_TORCH
+        result.figures = {"timeline": _timeline_figure(prediction)}
+    elif inputs:
         track = next(item for item in inputs if item.clip.meta["track"] == prediction.track)
         started = time.perf_counter()
         result.maps = grad_cam_maps(predictor.model, track.frames, predictor.fake_index)

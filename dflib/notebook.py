@@ -236,6 +236,8 @@ def show_explanation(explanation, names: Sequence[str]) -> None:
             display(image(figure))
         elif figure is not None:
             display(figure)
+        elif explanation.note:
+            print(f"no {name.replace('_', ' ')}: {explanation.note}")
 
 
 def annotated_clip(explanation) -> Video | Image | HTML:

@@ -49,6 +49,10 @@ def track_policy(all_tracks: bool) -> str:
     return "every face track, the most suspicious decides" if all_tracks else "main face track only"
 
 
+BACKENDS = ("torch", "onnx")
+GRAD_CAM_NEEDS_TORCH = "Grad-CAM needs PyTorch: the onnx backend gives scores only (use the checkpoint, backend torch)"
+
+
 @dataclass
 class TrackScore:
     """One face track: its own score, and the frames the model saw."""
@@ -115,7 +119,7 @@ class TrackInput:
     clip: FaceClip
     chosen: np.ndarray  # positions in the clip of the model's input frames
     frames: torch.Tensor  # (T, 3, size, size) normalised, on the CPU
-    features: torch.Tensor  # (T, D) the trunk's per-frame features, on the model's device
+    features: torch.Tensor | None  # (T, D) the trunk's per-frame features on the model's device (torch backend)
 
 
 @lru_cache(maxsize=4)
@@ -129,18 +133,31 @@ def _detector(name: str, long_side: int, min_score: float):
 class Predictor:
     """A checkpoint loaded once, for any number of videos.
 
-    ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``.
+    ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``; with
+    ``backend="onnx"``, the ``model.onnx`` written by ``dflib export`` (or its folder), run by
+    onnxruntime: the same scores, no PyTorch model (``model`` is None), so no Grad-CAM.
     """
 
-    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = False):
+    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = False,
+                 backend: str = "torch"):
         from dflib.checkpoint import load_model
         from dflib.preprocess import LEGACY_CROP_RULE
 
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
         self.threshold = float(threshold)
         self.device = resolve_device(device)
-        if isinstance(checkpoint, (tuple, list)):
+        self.backend = backend
+        if backend == "onnx":
+            from dflib.export import OnnxScores
+
+            if not checkpoint:
+                raise ValueError("no model given: pass --checkpoint DIR/model.onnx (written by `dflib export`)")
+            self._scores = OnnxScores(checkpoint, self.device)
+            self.model, self.ckpt = None, self._scores.ckpt
+        elif isinstance(checkpoint, (tuple, list)):
             model, self.ckpt = checkpoint
             self.model = model.to(self.device).eval()
         else:
@@ -151,6 +168,8 @@ class Predictor:
             self.model, self.ckpt = load_model(Path(checkpoint).expanduser(), self.device)
         self.frames, self.size = int(self.ckpt["frames"]), int(self.ckpt["size"])
         self.fake_index = int(self.ckpt["label_map"]["FAKE"])
+        if backend == "torch":
+            self._scores = TorchScores(self.model, self.device, self.fake_index)
         recorded = self.ckpt.get("preprocess") or {}
         if not recorded:
             warnings.warn("the checkpoint does not record how its training faces were cropped: "
@@ -221,9 +240,20 @@ class Predictor:
         result.timings["total"] = time.perf_counter() - started
         return result, inputs
 
+
+class TorchScores:
+    """Per-frame features, running P(FAKE) and video P(FAKE) of one face track, from one forward pass
+    of this video alone.
+
+    The job of a ``Predictor`` backend; ``dflib.export.OnnxScores`` does the same with onnxruntime
+    (without features).
+    """
+
+    def __init__(self, model, device: torch.device, fake_index: int):
+        self.model, self.device, self.fake_index = model, device, fake_index
+
     @torch.inference_mode()
-    def _scores(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[float], float]:
-        """Per-frame features, running P(FAKE) and video P(FAKE) from one pass of this video alone."""
+    def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[float], float]:
         features = self.model.frame_features(frames.unsqueeze(0).to(self.device))
         steps = self.model.head(self.model.lstm(features)[0])
         # The head is linear and dropout is off in eval mode, so the read-out of the step logits
@@ -236,7 +266,7 @@ class Predictor:
 
 def predict(video_path, checkpoint, **options) -> Prediction:
     """Predict one video. ``checkpoint``: a path, a ``(model, ckpt)`` pair or a ``Predictor``;
-    ``options`` are PredictConfig's threshold, device and all_tracks."""
+    ``options`` are PredictConfig's threshold, device, all_tracks and backend."""
     predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, **options)
     return predictor(video_path)
 
@@ -298,7 +328,11 @@ def predict_cli(args, cfg) -> int:
         if not videos:
             raise FileNotFoundError(f"no video found in: {', '.join(args.videos)} (outside the --explain folder)")
     _check_csv_path(args.out, videos)
-    predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks)
+    predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks,
+                          backend=cfg.backend)
+    if explain_to is not None and predictor.model is None:
+        print(f"dflib predict: {GRAD_CAM_NEEDS_TORCH}; --explain writes the score timeline and prediction.json",
+              file=sys.stderr)
     used: set[str] = set()
     predictions = []
     batch = len(videos) > 1

@@ -41,3 +41,23 @@ def noise_video(tmp_path_factory) -> Path:
     from dflib.synthetic import noise_frames, write_video
 
     return write_video(tmp_path_factory.mktemp("videos") / "noise.mp4", noise_frames(8))
+
+
+@pytest.fixture(scope="session")
+def two_faces_video(tmp_path_factory):
+    """One face and its mirror image, far apart, drifting in opposite directions."""
+    import cv2
+    import numpy as np
+
+    from dflib.synthetic import face_photo, write_video
+
+    rng = np.random.default_rng(1)
+    face = cv2.resize(face_photo(), (85, 100), interpolation=cv2.INTER_AREA)
+    background = cv2.GaussianBlur(rng.integers(40, 200, (240, 320, 3), dtype=np.uint8), (0, 0), 8)
+    frames = []
+    for t in range(10):
+        frame = background.copy()
+        frame[40 + t:140 + t, 20 + 2 * t:105 + 2 * t] = face
+        frame[100 - t:200 - t, 210 - t:295 - t] = face[:, ::-1]
+        frames.append(frame)
+    return write_video(tmp_path_factory.mktemp("videos") / "two_faces.mp4", frames)

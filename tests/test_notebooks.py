@@ -229,3 +229,5 @@ def test_predict_notebook_shows_verdict_heatmaps_timeline_and_clip(work, predict
         batch = {Path(row["filename"]).name: row for row in csv.DictReader(handle)}
     assert set(batch) == {path.name for path in work["videos"].iterdir()}
     assert batch[NO_FACE]["label"] == "NO_FACE" and batch[NO_FACE]["reason"]
+    printed = "".join(o.get("text", "") for cell in code_cells(predicted) for o in cell.outputs)
+    assert "The web app is not started" in printed  # headless: the page's cell must not start a server

@@ -3,7 +3,6 @@ import csv
 import json
 import math
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,7 +12,6 @@ from dflib.cli import main
 from dflib.config import PredictConfig, PreprocessConfig
 from dflib.models import resolve_device
 from dflib.prediction import CSV_COLUMNS, Prediction, Predictor, predict, predict_cli
-from dflib.synthetic import face_photo, write_video
 from tiny_checkpoint import tiny_checkpoint
 
 
@@ -30,21 +28,6 @@ def fake_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def predictor(checkpoint):
     return Predictor(checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def two_faces_video(tmp_path_factory):
-    """One face and its mirror image, far apart, drifting in opposite directions."""
-    rng = np.random.default_rng(1)
-    face = cv2.resize(face_photo(), (85, 100), interpolation=cv2.INTER_AREA)
-    background = cv2.GaussianBlur(rng.integers(40, 200, (240, 320, 3), dtype=np.uint8), (0, 0), 8)
-    frames = []
-    for t in range(10):
-        frame = background.copy()
-        frame[40 + t:140 + t, 20 + 2 * t:105 + 2 * t] = face
-        frame[100 - t:200 - t, 210 - t:295 - t] = face[:, ::-1]
-        frames.append(frame)
-    return write_video(tmp_path_factory.mktemp("videos") / "two_faces.mp4", frames)
 
 
 def _args(videos, out="", as_json=False):

@@ -1,0 +1,290 @@
+"""``dflib app``: a web page where a person uploads a video and sees FAKE or REAL, and why (Gradio).
+
+The work is ``dflib.explanation.explain`` on one ``Predictor`` loaded at start; this module lays
+out the page and guards the server: an upload size limit, one video analysed at a time by default
+with the others queued (the page shows their place), uploads deleted as soon as their check is
+done, and 127.0.0.1 unless another address or a share link is asked for. Gradio's telemetry and
+update check are switched off before it is imported: the page works offline and reports to no one.
+"""
+from __future__ import annotations
+
+import atexit
+import copy
+import html
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from dflib.config import AppConfig
+from dflib.prediction import ERROR, FAKE, NO_FACE, Prediction, Predictor
+
+INSTALL_HINT = "pip install 'dflib[app]'"
+TITLE = "dflib: is this video FAKE or REAL?"
+EXAMPLES_SHOWN = 8
+# Gradio's own copies of results (images, annotated clip) and of uploads never checked: every
+# 10 minutes, those older than 30 minutes are deleted (and all of them when the server stops).
+CACHE_CLEANUP = (600, 1800)
+CAVEAT = ("A score says how this model sees this video, not whether it is fake: a detector trained on a few "
+          "sources misses fakes made another way.")
+OUTPUT_FILES = ("timeline", "full_frame", "grid", "animation")  # Explanation.files keys, in page order
+
+
+def import_gradio():
+    """Gradio with its telemetry off, or an ImportError that says how to install it."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    try:
+        import gradio
+    except ImportError as error:
+        raise ImportError(f"the web app needs Gradio, which is not installed: {INSTALL_HINT}") from error
+    if int(gradio.__version__.split(".")[0]) < 6:
+        raise ImportError(f"the web app needs Gradio 6 or newer, found {gradio.__version__}: {INSTALL_HINT}")
+    return gradio
+
+
+def verdict_html(prediction: Prediction, note: str = "") -> str:
+    """The verdict in large letters and, below it, what it rests on or, for NO_FACE/ERROR, why there is none."""
+    from dflib.notebook import VERDICT_COLORS
+
+    p = prediction
+    if p.label == NO_FACE:
+        headline = "NO_FACE: no verdict"
+        lines = [f"No usable face was found, so there is nothing to judge ({p.reason}). The detector needs a face "
+                 "that is visible, large enough and not turned far away, in as many sampled frames as the "
+                 "model's training videos had."]
+    elif p.label == ERROR:
+        headline = "ERROR: this file could not be checked"
+        lines = [f"It could not be read as a video: {p.reason}. Upload a complete video file (MP4, MOV, AVI, "
+                 "MKV or WebM)."]
+    else:
+        headline = f"{p.label}: {100 * p.confidence:.1f}% confidence"
+        lines = [f"P(FAKE) = {p.p_fake:.3f}; FAKE at {p.threshold:g} or above.",
+                 f"{p.faces} face track(s); the face was found in {p.frames_used} of {p.frames_sampled} sampled frames."]
+        if p.faces > 1:
+            lines.append(f"The heatmaps show track {p.track}, the most suspicious; the table has every track.")
+        if note:
+            lines.append(f"No heatmaps: {note}.")
+    color = VERDICT_COLORS.get(p.label, "#616161")
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    return (f'<div class="dflib-verdict"><div style="font-size:2em;font-weight:bold;color:{color}">'
+            f'{html.escape(headline)}</div><p><b>{html.escape(Path(p.video).name)}</b></p>{body}</div>')
+
+
+def track_rows(prediction: Prediction) -> list[list]:
+    """One row per face track: its number, score and verdict, and how many face frames it had."""
+    return [[track.track, round(track.p_fake, 4), FAKE if track.p_fake >= prediction.threshold else "REAL",
+             track.frames_used] for track in prediction.tracks]
+
+
+def example_videos(cfg: AppConfig, ckpt: dict) -> dict[str, Path]:
+    """Name -> path of the videos offered as examples: ``cfg.examples``, or else the checkpoint's
+    held-out test videos that are still where preprocessing found them."""
+    from dflib.labels import find_videos
+
+    if cfg.examples:
+        folder = Path(cfg.examples).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--examples {folder}: no such folder")
+        names = find_videos(folder)
+    else:
+        folder = Path((ckpt.get("preprocess") or {}).get("videos") or "")
+        names = sorted(name for name, split in (ckpt.get("splits") or {}).items() if split == "test")
+        if not folder.parts:
+            return {}
+    found = {name: folder / name for name in names if (folder / name).is_file()}
+    return dict(list(found.items())[:EXAMPLES_SHOWN])
+
+
+class Uploads:
+    """Uploads waiting for or in a check, deleted once the last check that needs them is done.
+
+    Gradio stores an upload under a hash of its content, so two people uploading the same video
+    share one file: it is claimed when uploaded and deleted only when no claim is left. Only files
+    inside Gradio's upload cache are ever deleted.
+    """
+
+    def __init__(self, cache: Path):
+        self.cache = cache.resolve()
+        self.claims: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def claim(self, path: str | None) -> None:
+        if path:
+            with self.lock:
+                self.claims[path] += 1
+
+    def release(self, path: str) -> None:
+        with self.lock:
+            self.claims[path] -= 1
+            if self.claims[path] > 0:
+                return
+            del self.claims[path]
+            upload = Path(path).resolve()
+            if upload.is_file() and upload.is_relative_to(self.cache):
+                upload.unlink()
+                if upload.parent != self.cache and not any(upload.parent.iterdir()):
+                    upload.parent.rmdir()
+
+
+def _replica(predictor: Predictor) -> Predictor:
+    """A Predictor for another job running at the same time: its own copy of the model (Grad-CAM
+    hooks into it) and its own face detector (OpenCV's network is not thread-safe); the checkpoint
+    dict and an onnxruntime session (thread-safe) are shared."""
+    from dflib.faces import create_detector
+
+    pre = predictor.preprocess
+    memo = {id(predictor.ckpt): predictor.ckpt,
+            id(predictor.detector): create_detector(pre.detector, pre.detect_long_side, pre.min_face_score)}
+    if predictor.model is None:
+        memo[id(predictor._scores)] = predictor._scores
+    return copy.deepcopy(predictor, memo)
+
+
+def build_app(predictor: Predictor, cfg: AppConfig):
+    """The page, as a ``gradio.Blocks`` (not started)."""
+    gr = import_gradio()
+    from dflib.explanation import Explanation, explain
+
+    if cfg.concurrency < 1 or cfg.queue_size < 1 or cfg.max_file_size_mb <= 0:
+        raise ValueError(f"--concurrency and --queue-size must be at least 1 and --max-file-size-mb above 0, got "
+                         f"{cfg.concurrency}, {cfg.queue_size} and {cfg.max_file_size_mb:g}")
+    from dflib.notebook import describe_checkpoint
+
+    examples = example_videos(cfg, predictor.ckpt)
+    free = queue.SimpleQueue()  # one Predictor per job that may run at once
+    for worker in [predictor] + [_replica(predictor) for _ in range(cfg.concurrency - 1)]:
+        free.put(worker)
+    jobs_root = Path(tempfile.mkdtemp(prefix="dflib-app-"))
+    atexit.register(shutil.rmtree, jobs_root, True)
+
+    def analyse(video: str, uploaded: bool, progress):
+        # A job's files are copied to Gradio's cache once it returns; the page's follow-up step
+        # deletes them, and this sweep catches jobs started without the page (Gradio's API).
+        _sweep(jobs_root, CACHE_CLEANUP[1])
+        job = Path(tempfile.mkdtemp(prefix="job-", dir=jobs_root))
+        progress(0.1, desc="Reading the video, finding faces, scoring them and computing the heatmaps")
+        worker = free.get()
+        try:
+            explanation = explain(video, worker, out_dir=job)
+        except Exception as error:  # noqa: BLE001 - a bad upload must give a message, never stop the server
+            explanation = Explanation(Prediction(video=str(video), label=ERROR, threshold=predictor.threshold,
+                                                 reason=f"unexpected error: {type(error).__name__}: {error}"))
+        finally:
+            free.put(worker)
+            if uploaded:
+                uploads.release(video)
+        prediction = explanation.prediction
+        files = [str(explanation.files[name]) if name in explanation.files else None for name in OUTPUT_FILES]
+        tracks = gr.update(value=track_rows(prediction), visible=prediction.faces > 1)
+        return (verdict_html(prediction, explanation.note), tracks, *files, str(job))
+
+    def check_upload(video: str | None, progress=gr.Progress()):
+        if not video:
+            return ("<p>Upload a video first.</p>", gr.update(visible=False), None, None, None, None, None)
+        return analyse(video, True, progress)
+
+    def check_example(name: str, progress=gr.Progress()):
+        return analyse(str(examples[name]), False, progress)  # read where it lies, never deleted
+
+    def finish(job: str | None):
+        """Once the results are on their way to the page: the job's files go, and the deleted upload
+        leaves the upload box."""
+        if job:
+            shutil.rmtree(job, ignore_errors=True)
+        return None
+
+    with gr.Blocks(title="dflib", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as demo:
+        uploads = Uploads(Path(demo.GRADIO_CACHE))
+        model = describe_checkpoint(predictor).replace("\n", "; ")
+        gr.Markdown(f"# {TITLE}\n{CAVEAT}\n\n{model[0].upper()}{model[1:]}")
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.Video(label="Upload a video: it is checked at once", sources=["upload"],
+                                  elem_id="upload")
+                gr.Markdown(f"Up to {cfg.max_file_size_mb:g} MB. {_queue_text(cfg)} Your upload is deleted from "
+                            "the server as soon as it has been checked.")
+                if examples:
+                    choice = gr.Dropdown(list(examples), value=next(iter(examples)), label="Or pick an example",
+                                         elem_id="example")
+                    example_button = gr.Button("Check this example", elem_id="check-example")
+            with gr.Column(scale=2):
+                verdict = gr.HTML("<p>Upload a video to see the verdict.</p>", elem_id="verdict")
+                tracks = gr.Dataframe(headers=["track", "P(FAKE)", "verdict", "face frames"], visible=False,
+                                      interactive=False, label="Every face track", elem_id="tracks")
+                timeline = gr.Image(label="Running score: P(FAKE) after the frames up to each point",
+                                    interactive=False, elem_id="timeline")
+        with gr.Row():
+            full_frame = gr.Image(label="The frame that raises P(FAKE) most, with the heatmap over the face",
+                                  interactive=False, elem_id="full-frame")
+            clip = gr.Video(label="Annotated clip", interactive=False, autoplay=True, loop=True, elem_id="annotated")
+        grid = gr.Image(label="Grad-CAM of the decision on every frame the model saw, ranked by influence "
+                              "(P(FAKE) minus P(FAKE) without the frame; one colour scale for the whole video)",
+                        interactive=False, elem_id="grid")
+        job = gr.State()
+        outputs = [verdict, tracks, timeline, full_frame, grid, clip, job]
+        # Claimed at once, outside the queue: a second upload of the same video is then safe.
+        upload.upload(uploads.claim, upload, None, queue=False) \
+            .then(check_upload, upload, outputs, concurrency_id="analyse", show_progress="full") \
+            .then(finish, job, upload, queue=False)
+        if examples:
+            example_button.click(check_example, choice, outputs, concurrency_id="analyse", show_progress="full") \
+                .then(finish, job, None, queue=False)
+    demo.queue(default_concurrency_limit=cfg.concurrency, max_size=cfg.queue_size)
+    return demo
+
+
+def _sweep(root: Path, age_s: float) -> None:
+    """Delete job folders older than ``age_s``."""
+    cutoff = time.time() - age_s
+    for folder in root.iterdir():
+        if folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _queue_text(cfg: AppConfig) -> str:
+    at_once = "One video is" if cfg.concurrency == 1 else f"{cfg.concurrency} videos are"
+    return f"{at_once} checked at a time; others wait in a queue (up to {cfg.queue_size}), which shows their place."
+
+
+def launch(predictor: Predictor, cfg: AppConfig, inline: bool | None = None):
+    """Build and start the page on ``cfg.host``:``cfg.port`` in the background; returns the running
+    Blocks (``.local_url``, ``.share_url``, ``.block_thread()``, ``.close()``)."""
+    demo = build_app(predictor, cfg)
+    demo.launch(server_name=cfg.host, server_port=cfg.port or None, share=cfg.share, inline=inline,
+                max_file_size=int(cfg.max_file_size_mb * 2**20), prevent_thread_lock=True, show_error=True,
+                ssr_mode=False, pwa=False, mcp_server=False, enable_monitoring=False, quiet=True)
+    return demo
+
+
+def notebook_app(predictor: Predictor, cfg: AppConfig | None = None, start: bool | str = "auto"):
+    """The page inline in a notebook cell; ``start="auto"`` starts it only on Colab, where a person
+    is looking (a headless run must not wait on a server). Returns the running Blocks, or None."""
+    from dflib.models import _in_colab
+
+    if start == "auto":
+        start = _in_colab()
+    if not start:
+        print("The web app is not started: set LAUNCH_APP = True above to start it here (needs "
+              f"{INSTALL_HINT}), or run `dflib app --checkpoint CHECKPOINT` in a terminal.")
+        return None
+    return launch(predictor, cfg or AppConfig(port=0), inline=True)  # port 0: the first free from 7860
+
+
+def app_cli(args, cfg: AppConfig) -> int:
+    """``dflib app``: serve the page until Ctrl+C."""
+    import_gradio()  # before loading a model, so a missing install is the first thing said
+    predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks,
+                          backend=cfg.backend)
+    demo = launch(predictor, cfg)
+    print(f"dflib app: open {demo.local_url} in a browser; Ctrl+C stops it")
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"dflib app: listening on {cfg.host}: anyone who can reach this machine can use the page")
+    if demo.share_url:
+        print(f"dflib app: public link (valid while this runs): {demo.share_url}")
+    demo.block_thread()  # until Ctrl+C, which closes the server
+    return 0
