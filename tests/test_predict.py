@@ -131,7 +131,7 @@ def test_main_face_only_by_default_as_training_saw(checkpoint, two_faces_video):
 
 def _face_then_noise(path, face_frames: int, total: int = 12):
     """A face drifting for ``face_frames`` frames, then noise only."""
-    from dflib.synthetic import moving_face_frames, noise_frames
+    from dflib.synthetic import moving_face_frames, noise_frames, write_video
 
     frames = moving_face_frames(total, width=320, height=240)[:face_frames] + noise_frames(
         total - face_frames, width=320, height=240)
