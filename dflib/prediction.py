@@ -119,11 +119,12 @@ class TrackInput:
 
 
 @lru_cache(maxsize=4)
-def _detector(name: str, long_side: int, min_score: float):
-    """One detector per setting for the whole process: CenterFace builds its network per input shape."""
+def _detector(name: str, long_side: int, min_score: float, backend: str):
+    """One detector per setting for the whole process: building one costs a network (one per input
+    shape with OpenCV)."""
     from dflib.faces import create_detector
 
-    return create_detector(name, long_side, min_score)
+    return create_detector(name, long_side, min_score, backend)
 
 
 class Predictor:
@@ -134,7 +135,7 @@ class Predictor:
 
     def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = False):
         from dflib.checkpoint import load_model
-        from dflib.preprocess import LEGACY_CROP_RULE
+        from dflib.preprocess import LEGACY_SETTINGS
 
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -157,14 +158,14 @@ class Predictor:
                           "using the default preprocessing, which may not match", stacklevel=2)
         self.all_tracks = bool(all_tracks)
         # Exactly the recorded preprocessing (min_frames included: no verdict on fewer face frames than
-        # training ever saw; a checkpoint from before crop_rule keeps its rule); scoring every face
-        # needs every track kept.
-        recorded = {"crop_rule": LEGACY_CROP_RULE, **recorded} if recorded else {}
+        # training ever saw; a checkpoint from before a setting existed keeps what its data had);
+        # scoring every face needs every track kept.
+        recorded = {**LEGACY_SETTINGS, **recorded} if recorded else {}
         self.preprocess = from_dict(PreprocessConfig, recorded)
         if self.all_tracks:
             self.preprocess = dataclasses.replace(self.preprocess, all_tracks=True)
         self.detector = _detector(self.preprocess.detector, self.preprocess.detect_long_side,
-                                  self.preprocess.min_face_score)
+                                  self.preprocess.min_face_score, self.preprocess.detector_backend)
 
     def __call__(self, video_path) -> Prediction:
         return self.run(video_path)[0]

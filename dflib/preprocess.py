@@ -42,14 +42,16 @@ from dflib.video import VideoError, VideoReader, sample_indices
 MANIFEST = "manifest.csv"
 CONFIG_FILE = "preprocess_config.json"
 CROP_RULES = ("centred", "clipped")
-# Outputs and checkpoints made before crop_rule existed were cut at the frame edge first.
-LEGACY_CROP_RULE = "clipped"
+# What outputs and checkpoints made before a setting existed were made with: crops cut at the
+# frame edge first, exactly the sampled frames, CenterFace through OpenCV.
+LEGACY_SETTINGS = {"crop_rule": "clipped", "snap_to_reference": False, "detector_backend": "opencv"}
 CROPS_DIR = "crops"
 RECORDS_DIR = "records"
 PREVIEWS_DIR = "previews"
 # Settings that change what a crop file holds: a rerun with other values must not mix outputs.
-OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "size", "margin", "crop_rule", "detector", "detect_long_side", "detect_face_size",
-                   "min_face_score", "min_frames", "max_gap", "track_iou", "all_tracks")
+OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "snap_to_reference", "size", "margin", "crop_rule", "detector",
+                   "detector_backend", "detect_long_side", "detect_face_size", "min_face_score", "min_frames", "max_gap",
+                   "track_iou", "all_tracks")
 
 
 @dataclass
@@ -73,7 +75,7 @@ class ManifestRow:
     height: int = 0
     fps: float = 0.0
     tracks: int = 0
-    decode_s: float = 0.0
+    decode_s: float = 0.0  # opening the video and waiting for decoded frames (decoding overlaps detection)
     detect_s: float = 0.0
     crop_s: float = 0.0
 
@@ -111,23 +113,45 @@ def output_name(filename: str, track: int) -> str:
     return f"{CROPS_DIR}/{filename}" + (f".track{track}" if track else "") + SUFFIX
 
 
-def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector) -> tuple[list[FaceClip], ManifestRow]:
-    """Decode, detect, track and crop one video. Raises VideoError for an unusable file."""
+def config_detector(cfg: PreprocessConfig, threads: int = 0) -> FaceDetector:
+    """The face detector ``cfg`` names, set up as it says (``threads`` 0: the library's choice)."""
+    return create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score, cfg.detector_backend, threads)
+
+
+def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
+                  frames: dict[int, np.ndarray] | None = None) -> tuple[list[FaceClip], ManifestRow]:
+    """Decode, detect, track and crop one video. Raises VideoError for an unusable file.
+
+    Frames are decoded in a background thread while the detector works on those already decoded.
+    ``frames``, when given, receives the decoded frames (index -> RGB image), so a caller can draw
+    on them without decoding the video again.
+    """
     row = ManifestRow(filename=path.name, detector=cfg.detector)
     started = time.perf_counter()
     reader = VideoReader(path)
     info = reader.info()
     row.video_frames, row.width, row.height, row.fps = info.n_frames, info.width, info.height, round(info.fps, 3)
     wanted = sample_indices(reader.n_frames, cfg.frames, cfg.sampling, cfg.stride, cfg.fps, info.fps)
-    indices, images = reader.read(wanted)
+    indices, images = [], []
+    detect_s = 0.0
+
+    def decoded():
+        nonlocal detect_s
+        for index, image in reader.read_ahead(wanted, cfg.snap_to_reference):
+            indices.append(index)
+            images.append(image)
+            handed = time.perf_counter()
+            yield image
+            detect_s += time.perf_counter() - handed
+
+    per_frame = detect_frames(detector, decoded(), cfg.detect_face_size, keep_small=cfg.all_tracks)
     row.sampled = len(images)
-    row.decode_s = time.perf_counter() - started
+    row.detect_s = detect_s
+    row.decode_s = time.perf_counter() - started - detect_s
     if not images:
         raise VideoError(path, "no frame could be decoded")
-
-    started = time.perf_counter()
-    per_frame = detect_frames(detector, images, cfg.detect_face_size, keep_small=cfg.all_tracks)
-    row.detect_s = time.perf_counter() - started
+    if frames is not None:
+        frames.update(zip(indices, images))
     row.faces_found = sum(bool(found) for found in per_frame)
     tracks = link_tracks(per_frame, cfg.track_iou, cfg.max_gap)
     row.tracks = len(tracks)
@@ -171,7 +195,7 @@ _worker_detector: FaceDetector | None = None
 def _init_worker(cfg: PreprocessConfig) -> None:
     global _worker_detector
     cv2.setNumThreads(1)  # one thread per worker: OpenMP detectors collapse when cores are shared
-    _worker_detector = create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)
+    _worker_detector = config_detector(cfg, threads=1)
 
 
 def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[ManifestRow]:
@@ -253,7 +277,7 @@ def _check_previous_settings(cfg: PreprocessConfig, out: Path) -> None:
     saved = out / CONFIG_FILE
     if cfg.overwrite or not saved.exists():
         return
-    previous = {"crop_rule": LEGACY_CROP_RULE, **json.loads(saved.read_text())}
+    previous = {**LEGACY_SETTINGS, **json.loads(saved.read_text())}
     changed = [name for name in OUTPUT_SETTINGS if name in previous and previous[name] != getattr(cfg, name)]
     if changed:
         detail = ", ".join(f"{name} {previous[name]!r} -> {getattr(cfg, name)!r}" for name in changed)
@@ -344,7 +368,7 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     check_settings(cfg)
     videos, out = _check_paths(cfg)
     cfg = PreprocessConfig(**{**to_dict(cfg), "videos": str(videos), "out": str(out)})
-    create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)  # fail fast on a bad detector name
+    config_detector(cfg)  # fail fast on a bad detector name or a missing backend
     _check_previous_settings(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     # Only our own files: a user may point --out at a folder that holds other things, even the videos.
