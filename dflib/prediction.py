@@ -116,6 +116,7 @@ class TrackInput:
     chosen: np.ndarray  # positions in the clip of the model's input frames
     frames: torch.Tensor  # (T, 3, size, size) normalised, on the CPU
     features: torch.Tensor  # (T, D) the trunk's per-frame features, on the model's device
+    images: dict[int, np.ndarray]  # the whole decoded frame (RGB) of each input frame, by video frame index
 
 
 @lru_cache(maxsize=4)
@@ -178,8 +179,9 @@ class Predictor:
         started = time.perf_counter()
         video = str(video_path)
         result = Prediction(video=video, label=ERROR, threshold=self.threshold)
+        decoded: dict[int, np.ndarray] = {}
         try:
-            clips, row = process_video(Path(video_path), self.preprocess, self.detector)
+            clips, row = process_video(Path(video_path), self.preprocess, self.detector, frames=decoded)
         except VideoError as error:
             result.reason = error.cause
             result.timings["total"] = time.perf_counter() - started
@@ -202,10 +204,10 @@ class Predictor:
             frames = clip_to_tensor(clip.crops[chosen], self.size)
             features, frame_p, video_p = self._scores(frames)
             face_boxes = np.asarray(clip.meta.get("face_boxes", clip.boxes), dtype=np.float64)
-            inputs.append(TrackInput(clip, chosen, frames, features))
+            frame_indices = np.asarray(clip.frame_indices)[chosen].tolist()
+            inputs.append(TrackInput(clip, chosen, frames, features, {i: decoded[i] for i in frame_indices}))
             scores.append(TrackScore(
-                track=clip.meta["track"], p_fake=video_p, frame_scores=frame_p,
-                frame_indices=np.asarray(clip.frame_indices)[chosen].tolist(),
+                track=clip.meta["track"], p_fake=video_p, frame_scores=frame_p, frame_indices=frame_indices,
                 boxes=face_boxes[chosen].tolist(), frames_used=len(clip)))
         result.timings["model"] = time.perf_counter() - model_started
 
