@@ -50,8 +50,8 @@ class PreprocessConfig:
     detector_backend: str = opt("onnxruntime", "CenterFace runs through onnxruntime (faster) or opencv (OpenCV's "
                                                "DNN, dflib 0.1.0); their boxes agree to ~1e-4 px")
     detect_long_side: int = opt(640, "frames are scaled to this long side for detection")
-    detect_face_size: int = opt(64, "once a face is found, detect at the scale where it is this many pixels "
-                                    "(0: always at --detect-long-side)")
+    detect_face_size: int = opt(32, "once a face is found, detect at the scale where it is this many pixels "
+                                    "(0: always at --detect-long-side; dflib 0.1.0 used 64)")
     min_face_score: float = opt(0.5, "detector confidence needed to count a face")
     min_frames: int = opt(10, "videos with fewer usable face frames are skipped")
     max_gap: int = opt(3, "missed detections bridged by interpolating the box, in sampled frames")

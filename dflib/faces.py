@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,7 +242,7 @@ class DlibCNN(_DlibDetector):
 DETECTION_SIZES = (128, 160, 192, 256, 320, 448, 640, 960, 1280)
 
 
-def detect_frames(detector: FaceDetector, images: list[np.ndarray], face_size: int = 64,
+def detect_frames(detector: FaceDetector, images: Iterable[np.ndarray], face_size: int = 32,
                   keep_small: bool = False) -> list[list[Detection]]:
     """Detect faces in a video's frames, each at the smallest scale that still shows the faces wanted.
 

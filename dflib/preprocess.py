@@ -279,11 +279,15 @@ def check_settings(cfg: PreprocessConfig) -> None:
         raise ValueError(f"--crop-rule must be one of {', '.join(CROP_RULES)}, not {cfg.crop_rule!r}")
 
 
-def _changed_settings(previous: dict, cfg: PreprocessConfig) -> str:
-    """The output settings in which ``cfg`` differs from a saved config, as text ('' if none)."""
+def _changed_settings(previous: dict, cfg: PreprocessConfig) -> tuple[str, str]:
+    """The output settings in which ``cfg`` differs from a saved config, and the options that give
+    the saved values (both '' if none)."""
     previous = {**LEGACY_SETTINGS, **previous}
     changed = [name for name in OUTPUT_SETTINGS if name in previous and previous[name] != getattr(cfg, name)]
-    return ", ".join(f"{name} {previous[name]!r} -> {getattr(cfg, name)!r}" for name in changed)
+    options = [(f"--{name}" if previous[name] else f"--no-{name}") if isinstance(previous[name], bool)
+               else f"--{name} {previous[name]}" for name in changed]
+    return (", ".join(f"{name} {previous[name]!r} -> {getattr(cfg, name)!r}" for name in changed),
+            " ".join(option.replace("_", "-") for option in options))
 
 
 def _check_previous_settings(cfg: PreprocessConfig, out: Path) -> None:
@@ -292,10 +296,10 @@ def _check_previous_settings(cfg: PreprocessConfig, out: Path) -> None:
     saved = [(out / CONFIG_FILE, json.loads((out / CONFIG_FILE).read_text()))] if (out / CONFIG_FILE).exists() else []
     saved += [(path, shard["config"]) for path, shard in _read_shards(out)]
     for path, previous in saved:
-        detail = _changed_settings(previous, cfg)
+        detail, options = _changed_settings(previous, cfg)
         if detail:
             raise ValueError(f"{out} was made with other settings ({detail}, in {path.relative_to(out)}); "
-                             "use --overwrite or another --out")
+                             f"to continue it pass {options}, or use --overwrite or another --out")
 
 
 def parse_shard(text: str) -> tuple[int, int] | None:
@@ -351,7 +355,7 @@ def merge_shards(out: str | os.PathLike) -> Summary:
     first_path, first = shards[0]
     reference = PreprocessConfig(**{**first["config"], "shard": ""})
     for path, shard in shards[1:]:
-        detail = _changed_settings(shard["config"], reference)
+        detail, _ = _changed_settings(shard["config"], reference)
         if detail:
             raise ValueError(f"{path.name} was made with other settings than {first_path.name} ({detail}): "
                              "rerun that shard with the same settings")

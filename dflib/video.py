@@ -189,14 +189,14 @@ class VideoReader:
         """(index, RGB image) of each frame at ``indices`` as it is decoded, in order; see ``read``.
 
         With ``snap_to_reference`` (used only where sampled positions are at least
-        ``SNAP_MIN_GAP`` frames apart on average, so no two positions share a frame), frames that
+        ``SNAP_MIN_GAP`` frames apart, so that two positions hardly ever share a frame), frames that
         are no reference of another are not decoded, and each position takes the nearest decoded
         frame (the earlier one on a tie); the indices returned are those of the frames used.
         """
         wanted = sorted({int(i) for i in indices if 0 <= int(i) < self.n_frames})
         if not wanted:
             return
-        snap = snap_to_reference and self.n_frames >= SNAP_MIN_GAP * len(wanted)
+        snap = snap_to_reference and all(b - a >= SNAP_MIN_GAP for a, b in zip(wanted, wanted[1:]))
         last = -1
         for index, image in self._frames(wanted, "AUTO", snap):
             last = index
