@@ -3,7 +3,8 @@
     python benchmarks/preprocess.py [--videos ../shared/data/videos] [--limit 8] [--workers 2]
 
 Prints videos/s, ms per sampled frame split into decode / detect / crop+write, and the face-hit
-rate (sampled frames with a face). The baseline reproduces the original design: OpenCV reads
+rate (sampled frames with a face); batch runs with 1 and ``--workers`` workers as ratios to
+decoding the same frames alone (measured in the same run), and the time to merge three shards. The baseline reproduces the original design: OpenCV reads
 the first 150 frames, dlib's HOG detector (face_recognition's default, one upsampling) runs on
 every one of them, the first face is cropped; it runs only when dlib is installed
 (`pip install 'dflib[dlib]'`). Figures depend on the machine and its load: run on an idle one.
@@ -24,16 +25,16 @@ import numpy as np  # noqa: E402
 
 from dflib.config import PreprocessConfig  # noqa: E402
 from dflib.cropfile import save_clip  # noqa: E402
-from dflib.faces import create_detector  # noqa: E402
+
 from dflib.labels import find_videos  # noqa: E402
-from dflib.preprocess import preprocess, process_video  # noqa: E402
+from dflib.preprocess import config_detector, merge_shards, preprocess, process_video  # noqa: E402
 from dflib.video import VideoReader, sample_indices  # noqa: E402
 
 DEFAULT_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
 
 def run_dflib(paths: list[Path], cfg: PreprocessConfig) -> dict:
-    detector = create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)
+    detector = config_detector(cfg, threads=1)
     totals = dict(decode=0.0, detect=0.0, crop_write=0.0, frames=0, hits=0)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
@@ -56,7 +57,8 @@ def run_decode_only(paths: list[Path], cfg: PreprocessConfig) -> dict:
     started = time.perf_counter()
     for path in paths:
         reader = VideoReader(path)
-        got, _ = reader.read(sample_indices(reader.n_frames, cfg.frames, cfg.sampling))
+        reader.info()
+        got, _ = reader.read(sample_indices(reader.n_frames, cfg.frames, cfg.sampling), cfg.snap_to_reference)
         frames += len(got)
     return dict(seconds=time.perf_counter() - started, frames=frames)
 
@@ -124,11 +126,20 @@ def main(argv=None) -> int:
         links.mkdir()
         for path in paths:
             (links / path.name).symlink_to(path.resolve())
+        for workers in sorted({1, args.workers}):
+            started = time.perf_counter()
+            preprocess(PreprocessConfig(videos=str(links), out=str(Path(tmp) / f"out{workers}"), workers=workers),
+                       progress=False)
+            batch = time.perf_counter() - started
+            print(f"dflib batch ({workers} worker{'s' if workers > 1 else ''}): {n / batch:.2f} videos/s "
+                  f"({batch / decode['seconds']:.2f}x decode-only time)")
+        sharded = Path(tmp) / "sharded"
+        for part in (1, 2):
+            preprocess(PreprocessConfig(videos=str(links), out=str(sharded), shard=f"{part}/3"), progress=False)
+        preprocess(PreprocessConfig(videos=str(links), out=str(sharded), shard="3/3"), progress=False)
         started = time.perf_counter()
-        preprocess(PreprocessConfig(videos=str(links), out=str(Path(tmp) / "out"), workers=args.workers), progress=False)
-        batch = time.perf_counter() - started
-    print(f"dflib batch ({args.workers} workers): {n / batch:.2f} videos/s "
-          f"({batch / decode['seconds']:.2f}x decode-only time)")
+        merge_shards(sharded)
+        print(f"merging 3 shards of {n} videos: {time.perf_counter() - started:.3f} s")
 
     if not args.no_baseline:
         base = run_original_design(paths)

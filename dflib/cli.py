@@ -76,9 +76,12 @@ def config_from_args(cls, args: argparse.Namespace, base: Any = None):
 
 
 def _cmd_preprocess(args) -> int:
-    from dflib.preprocess import preprocess
+    from dflib.preprocess import merge_shards, preprocess
 
-    summary = preprocess(config_from_args(PreprocessConfig, args), progress=not args.quiet)
+    if args.merge:
+        summary = merge_shards(args.merge)
+    else:
+        summary = preprocess(config_from_args(PreprocessConfig, args), progress=not args.quiet)
     print(summary.text())
     return 0
 
@@ -159,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("preprocess", _cmd_preprocess, "videos -> tracked face crops, one file per video, and a manifest")
     add_config_arguments(sub, PreprocessConfig())
+    sub.add_argument("--merge", metavar="OUT", default="",
+                     help="only write the manifest of OUT from the results of its shards (--shard K/N), once all "
+                          "are done; shards made with other settings are refused")
 
     sub = command("labels", _cmd_labels, "read a label file or dataset layout, summarise it, write labels.csv")
     sub.add_argument("source", help="label CSV, metadata.json, or a dataset root folder")

@@ -47,16 +47,24 @@ class PreprocessConfig:
     crop_rule: str = opt("centred", "centred: the square crop is centred on the whole face box, padded with black "
                                     "past the frame edge; clipped: the box is cut at the frame edge first (dflib "
                                     "0.1.0; kept so older checkpoints predict as they were trained)")
+    snap_to_reference: bool = opt(True, "decode only the frames others are predicted from (skipping most H.264 "
+                                        "B-frames) and take, for each sampled position, the nearest of them (a frame "
+                                        "or two away; the frames used are recorded); off: exactly the sampled frames")
     detector: str = opt("centerface", "face detector: centerface, dlib_hog or dlib_cnn (the last two need dflib[dlib])")
+    detector_backend: str = opt("onnxruntime", "CenterFace runs through onnxruntime (faster) or opencv (OpenCV's "
+                                               "DNN, dflib 0.1.0); their boxes agree to ~1e-4 px")
     detect_long_side: int = opt(640, "frames are scaled to this long side for detection")
-    detect_face_size: int = opt(64, "once a face is found, detect at the scale where it is this many pixels "
-                                    "(0: always at --detect-long-side)")
+    detect_face_size: int = opt(32, "once a face is found, detect at the scale where it is this many pixels "
+                                    "(0: always at --detect-long-side; dflib 0.1.0 used 64)")
     min_face_score: float = opt(0.5, "detector confidence needed to count a face")
     min_frames: int = opt(10, "videos with fewer usable face frames are skipped")
     max_gap: int = opt(3, "missed detections bridged by interpolating the box, in sampled frames")
     track_iou: float = opt(0.3, "box overlap that links two detections into one track")
     all_tracks: bool = opt(False, "keep every face track (one output per identity), not just the main face")
     workers: int = opt(1, "worker processes")
+    shard: str = opt("", "K/N: process only part K of N (1 <= K <= N) of the videos, chosen by a hash of the path, "
+                         "into the same --out; N machines can split a dataset, and the last shard to finish writes "
+                         "the manifest (or `dflib preprocess --merge OUT`)")
     previews: bool = opt(False, "write a contact sheet PNG of each video's crops")
     overwrite: bool = opt(False, "redo videos already done, and allow other settings in the same --out")
 

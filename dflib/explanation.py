@@ -37,7 +37,6 @@ from torch import nn
 from dflib.io import atomic_path, atomic_write_bytes, atomic_write_text
 from dflib.plots import save_figure
 from dflib.prediction import FAKE, GRAD_CAM_NEEDS_TORCH, Prediction, Predictor
-from dflib.video import VideoReader
 
 SCALE_NOTE = ("Grad-CAM of the decision (logit FAKE - logit REAL), one colour scale for the whole video "
               "(1 = its strongest point)")
@@ -186,7 +185,7 @@ def explain(video_path, checkpoint, out_dir: str | os.PathLike | None = None, **
         result.frames = np.stack([_resize(crop, predictor.size) for crop in track.clip.crops[track.chosen]])
         result.frame_indices = prediction.frame_indices
         crop_boxes = np.asarray(track.clip.boxes, dtype=np.float64)[track.chosen]
-        images = _decode(video_path, result.frame_indices)
+        images = track.images  # the prediction's own decoded frames: no second decode
         result.figures = {
             "last_frame": _overlay(result.frames[-1], result.maps[-1], scale=max(1, 224 // predictor.size)),
             "grid": _grid_figure(result, prediction),
@@ -216,11 +215,6 @@ def _overlay(image: np.ndarray, cam_map: np.ndarray, scale: int = 1) -> np.ndarr
     if scale > 1:
         blended = cv2.resize(blended, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     return blended
-
-
-def _decode(video_path, indices: list[int]) -> dict[int, np.ndarray]:
-    got, images = VideoReader(video_path).read(sorted(set(indices)))
-    return dict(zip(got, images))
 
 
 def _figure(**kwargs):
@@ -295,7 +289,7 @@ def _draw(image: np.ndarray, crop_box: np.ndarray, face_box, cam_map: np.ndarray
 
 def _full_frame(result: Explanation, prediction: Prediction, crop_boxes: np.ndarray,
                 images: dict[int, np.ndarray]) -> np.ndarray | None:
-    """The input frame that raises P(FAKE) most, re-decoded whole, with its map around the face."""
+    """The input frame that raises P(FAKE) most, whole, with its map around the face."""
     step = int(np.argmax(prediction.frame_influence))
     image = images.get(result.frame_indices[step])
     if image is None:

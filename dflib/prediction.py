@@ -120,14 +120,16 @@ class TrackInput:
     chosen: np.ndarray  # positions in the clip of the model's input frames
     frames: torch.Tensor  # (T, 3, size, size) normalised, on the CPU
     features: torch.Tensor | None  # (T, D) the trunk's per-frame features on the model's device (torch backend)
+    images: dict[int, np.ndarray]  # the whole decoded frame (RGB) of each input frame, by video frame index
 
 
 @lru_cache(maxsize=4)
-def _detector(name: str, long_side: int, min_score: float):
-    """One detector per setting for the whole process: CenterFace builds its network per input shape."""
+def _detector(name: str, long_side: int, min_score: float, backend: str):
+    """One detector per setting for the whole process: building one costs a network (one per input
+    shape with OpenCV)."""
     from dflib.faces import create_detector
 
-    return create_detector(name, long_side, min_score)
+    return create_detector(name, long_side, min_score, backend)
 
 
 class Predictor:
@@ -141,7 +143,7 @@ class Predictor:
     def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = False,
                  backend: str = "torch"):
         from dflib.checkpoint import load_model
-        from dflib.preprocess import LEGACY_CROP_RULE
+        from dflib.preprocess import LEGACY_SETTINGS
 
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -176,14 +178,14 @@ class Predictor:
                           "using the default preprocessing, which may not match", stacklevel=2)
         self.all_tracks = bool(all_tracks)
         # Exactly the recorded preprocessing (min_frames included: no verdict on fewer face frames than
-        # training ever saw; a checkpoint from before crop_rule keeps its rule); scoring every face
-        # needs every track kept.
-        recorded = {"crop_rule": LEGACY_CROP_RULE, **recorded} if recorded else {}
+        # training ever saw; a checkpoint from before a setting existed keeps what its data had);
+        # scoring every face needs every track kept.
+        recorded = {**LEGACY_SETTINGS, **recorded} if recorded else {}
         self.preprocess = from_dict(PreprocessConfig, recorded)
         if self.all_tracks:
             self.preprocess = dataclasses.replace(self.preprocess, all_tracks=True)
         self.detector = _detector(self.preprocess.detector, self.preprocess.detect_long_side,
-                                  self.preprocess.min_face_score)
+                                  self.preprocess.min_face_score, self.preprocess.detector_backend)
 
     def __call__(self, video_path) -> Prediction:
         return self.run(video_path)[0]
@@ -196,8 +198,9 @@ class Predictor:
         started = time.perf_counter()
         video = str(video_path)
         result = Prediction(video=video, label=ERROR, threshold=self.threshold)
+        decoded: dict[int, np.ndarray] = {}
         try:
-            clips, row = process_video(Path(video_path), self.preprocess, self.detector)
+            clips, row = process_video(Path(video_path), self.preprocess, self.detector, frames=decoded)
         except VideoError as error:
             result.reason = error.cause
             result.timings["total"] = time.perf_counter() - started
@@ -220,10 +223,10 @@ class Predictor:
             frames = clip_to_tensor(clip.crops[chosen], self.size)
             features, frame_p, video_p = self._scores(frames)
             face_boxes = np.asarray(clip.meta.get("face_boxes", clip.boxes), dtype=np.float64)
-            inputs.append(TrackInput(clip, chosen, frames, features))
+            frame_indices = np.asarray(clip.frame_indices)[chosen].tolist()
+            inputs.append(TrackInput(clip, chosen, frames, features, {i: decoded[i] for i in frame_indices}))
             scores.append(TrackScore(
-                track=clip.meta["track"], p_fake=video_p, frame_scores=frame_p,
-                frame_indices=np.asarray(clip.frame_indices)[chosen].tolist(),
+                track=clip.meta["track"], p_fake=video_p, frame_scores=frame_p, frame_indices=frame_indices,
                 boxes=face_boxes[chosen].tolist(), frames_used=len(clip)))
         result.timings["model"] = time.perf_counter() - model_started
 

@@ -3,11 +3,14 @@
 Batch work never stops for one bad video: each gets a manifest row with a status (ok, skipped,
 failed) and a named reason. Every output is written under a temporary name and renamed, and
 each video's record is written last, so a killed run resumes where it stopped. Inputs are
-only ever read.
+only ever read. A dataset can be split over machines (``shard="K/N"``): each shard processes
+the videos whose path hashes to it into the same output folder and leaves its rows in
+``shards/``; the manifest is written once every shard is done (``merge_shards``).
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import multiprocessing
@@ -42,14 +45,17 @@ from dflib.video import VideoError, VideoReader, sample_indices
 MANIFEST = "manifest.csv"
 CONFIG_FILE = "preprocess_config.json"
 CROP_RULES = ("centred", "clipped")
-# Outputs and checkpoints made before crop_rule existed were cut at the frame edge first.
-LEGACY_CROP_RULE = "clipped"
+# What outputs and checkpoints made before a setting existed were made with: crops cut at the
+# frame edge first, exactly the sampled frames, CenterFace through OpenCV.
+LEGACY_SETTINGS = {"crop_rule": "clipped", "snap_to_reference": False, "detector_backend": "opencv"}
 CROPS_DIR = "crops"
 RECORDS_DIR = "records"
 PREVIEWS_DIR = "previews"
+SHARDS_DIR = "shards"
 # Settings that change what a crop file holds: a rerun with other values must not mix outputs.
-OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "size", "margin", "crop_rule", "detector", "detect_long_side", "detect_face_size",
-                   "min_face_score", "min_frames", "max_gap", "track_iou", "all_tracks")
+OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "snap_to_reference", "size", "margin", "crop_rule", "detector",
+                   "detector_backend", "detect_long_side", "detect_face_size", "min_face_score", "min_frames", "max_gap",
+                   "track_iou", "all_tracks")
 
 
 @dataclass
@@ -73,7 +79,7 @@ class ManifestRow:
     height: int = 0
     fps: float = 0.0
     tracks: int = 0
-    decode_s: float = 0.0
+    decode_s: float = 0.0  # opening the video and waiting for decoded frames (decoding overlaps detection)
     detect_s: float = 0.0
     crop_s: float = 0.0
 
@@ -88,13 +94,15 @@ class Summary:
     rows: list[ManifestRow]
     missing: list[str] = field(default_factory=list)  # in the label file, not on disk
     unlabeled: list[str] = field(default_factory=list)  # on disk, not in the label file
+    pending: str = ""  # a shard's run before every shard is done: what is left to do
 
     def counts(self) -> dict[str, int]:
         return {status: sum(row.status == status for row in self.rows) for status in ("ok", "skipped", "failed")}
 
     def text(self) -> str:
         counts = self.counts()
-        lines = [f"{len(self.rows)} rows in {self.out / MANIFEST}: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+        where = f"this shard ({self.pending})" if self.pending else self.out / MANIFEST
+        lines = [f"{len(self.rows)} rows in {where}: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
         reasons: dict[str, int] = {}
         for row in self.rows:
             if row.status != "ok":
@@ -111,23 +119,45 @@ def output_name(filename: str, track: int) -> str:
     return f"{CROPS_DIR}/{filename}" + (f".track{track}" if track else "") + SUFFIX
 
 
-def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector) -> tuple[list[FaceClip], ManifestRow]:
-    """Decode, detect, track and crop one video. Raises VideoError for an unusable file."""
+def config_detector(cfg: PreprocessConfig, threads: int = 0) -> FaceDetector:
+    """The face detector ``cfg`` names, set up as it says (``threads`` 0: the library's choice)."""
+    return create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score, cfg.detector_backend, threads)
+
+
+def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
+                  frames: dict[int, np.ndarray] | None = None) -> tuple[list[FaceClip], ManifestRow]:
+    """Decode, detect, track and crop one video. Raises VideoError for an unusable file.
+
+    Frames are decoded in a background thread while the detector works on those already decoded.
+    ``frames``, when given, receives the decoded frames (index -> RGB image), so a caller can draw
+    on them without decoding the video again.
+    """
     row = ManifestRow(filename=path.name, detector=cfg.detector)
     started = time.perf_counter()
     reader = VideoReader(path)
     info = reader.info()
     row.video_frames, row.width, row.height, row.fps = info.n_frames, info.width, info.height, round(info.fps, 3)
     wanted = sample_indices(reader.n_frames, cfg.frames, cfg.sampling, cfg.stride, cfg.fps, info.fps)
-    indices, images = reader.read(wanted)
+    indices, images = [], []
+    detect_s = 0.0
+
+    def decoded():
+        nonlocal detect_s
+        for index, image in reader.read_ahead(wanted, cfg.snap_to_reference):
+            indices.append(index)
+            images.append(image)
+            handed = time.perf_counter()
+            yield image
+            detect_s += time.perf_counter() - handed
+
+    per_frame = detect_frames(detector, decoded(), cfg.detect_face_size, keep_small=cfg.all_tracks)
     row.sampled = len(images)
-    row.decode_s = time.perf_counter() - started
+    row.detect_s = detect_s
+    row.decode_s = time.perf_counter() - started - detect_s
     if not images:
         raise VideoError(path, "no frame could be decoded")
-
-    started = time.perf_counter()
-    per_frame = detect_frames(detector, images, cfg.detect_face_size, keep_small=cfg.all_tracks)
-    row.detect_s = time.perf_counter() - started
+    if frames is not None:
+        frames.update(zip(indices, images))
     row.faces_found = sum(bool(found) for found in per_frame)
     tracks = link_tracks(per_frame, cfg.track_iou, cfg.max_gap)
     row.tracks = len(tracks)
@@ -171,7 +201,7 @@ _worker_detector: FaceDetector | None = None
 def _init_worker(cfg: PreprocessConfig) -> None:
     global _worker_detector
     cv2.setNumThreads(1)  # one thread per worker: OpenMP detectors collapse when cores are shared
-    _worker_detector = create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)
+    _worker_detector = config_detector(cfg, threads=1)
 
 
 def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[ManifestRow]:
@@ -249,15 +279,99 @@ def check_settings(cfg: PreprocessConfig) -> None:
         raise ValueError(f"--crop-rule must be one of {', '.join(CROP_RULES)}, not {cfg.crop_rule!r}")
 
 
-def _check_previous_settings(cfg: PreprocessConfig, out: Path) -> None:
-    saved = out / CONFIG_FILE
-    if cfg.overwrite or not saved.exists():
-        return
-    previous = {"crop_rule": LEGACY_CROP_RULE, **json.loads(saved.read_text())}
+def _changed_settings(previous: dict, cfg: PreprocessConfig) -> tuple[str, str]:
+    """The output settings in which ``cfg`` differs from a saved config, and the options that give
+    the saved values (both '' if none)."""
+    previous = {**LEGACY_SETTINGS, **previous}
     changed = [name for name in OUTPUT_SETTINGS if name in previous and previous[name] != getattr(cfg, name)]
-    if changed:
-        detail = ", ".join(f"{name} {previous[name]!r} -> {getattr(cfg, name)!r}" for name in changed)
-        raise ValueError(f"{out} was made with other settings ({detail}); use --overwrite or another --out")
+    options = [(f"--{name}" if previous[name] else f"--no-{name}") if isinstance(previous[name], bool)
+               else f"--{name} {previous[name]}" for name in changed]
+    return (", ".join(f"{name} {previous[name]!r} -> {getattr(cfg, name)!r}" for name in changed),
+            " ".join(option.replace("_", "-") for option in options))
+
+
+def _check_previous_settings(cfg: PreprocessConfig, out: Path) -> None:
+    if cfg.overwrite:
+        return
+    saved = [(out / CONFIG_FILE, json.loads((out / CONFIG_FILE).read_text()))] if (out / CONFIG_FILE).exists() else []
+    saved += [(path, shard["config"]) for path, shard in _read_shards(out)]
+    for path, previous in saved:
+        detail, options = _changed_settings(previous, cfg)
+        if detail:
+            raise ValueError(f"{out} was made with other settings ({detail}, in {path.relative_to(out)}); "
+                             f"to continue it pass {options}, or use --overwrite or another --out")
+
+
+def parse_shard(text: str) -> tuple[int, int] | None:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N; ``""`` -> None."""
+    if not text:
+        return None
+    try:
+        part, count = (int(value) for value in text.split("/"))
+    except ValueError:
+        part = count = 0
+    if not 1 <= part <= count:
+        raise ValueError(f"--shard must be K/N with 1 <= K <= N (e.g. 1/3, 2/3, 3/3), not {text!r}")
+    return part, count
+
+
+def shard_of(name: str, count: int) -> int:
+    """The shard (1..count) of a video, from a hash of its path relative to the videos folder: the
+    same on every machine and Python process (unlike ``hash()``), whatever the other videos."""
+    digest = hashlib.sha256(Path(name).as_posix().encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def _shard_path(out: Path, part: int, count: int) -> Path:
+    return out / SHARDS_DIR / f"shard-{part}-of-{count}.json"
+
+
+def _read_shards(out: Path) -> list[tuple[Path, dict]]:
+    folder = out / SHARDS_DIR
+    shards = []
+    for path in sorted(folder.glob("shard-*-of-*.json")) if folder.is_dir() else []:
+        try:
+            shards.append((path, json.loads(path.read_text())))
+        except ValueError as error:
+            raise ValueError(f"{path}: not a readable shard file ({error}); run that shard again") from error
+    return shards
+
+
+def merge_shards(out: str | os.PathLike) -> Summary:
+    """Write the manifest and config of a folder that N shards preprocessed, once all N are done.
+
+    Refuses shards of different splits or made with other settings: their crops must not be mixed.
+    """
+    out = Path(out).expanduser().resolve()
+    shards = _read_shards(out)
+    if not shards:
+        raise FileNotFoundError(f"{out}: no shard results in {SHARDS_DIR}/; run `dflib preprocess --shard K/N` "
+                                "with this --out first")
+    counts = {parse_shard(shard["config"]["shard"])[1] for _, shard in shards}
+    if len(counts) > 1:
+        raise ValueError(f"{out}: shards of different splits ({', '.join(f'N={n}' for n in sorted(counts))}) "
+                         f"in {SHARDS_DIR}/; remove the ones of the split you no longer use")
+    (count,) = counts
+    first_path, first = shards[0]
+    reference = PreprocessConfig(**{**first["config"], "shard": ""})
+    for path, shard in shards[1:]:
+        detail, _ = _changed_settings(shard["config"], reference)
+        if detail:
+            raise ValueError(f"{path.name} was made with other settings than {first_path.name} ({detail}): "
+                             "rerun that shard with the same settings")
+    done = {parse_shard(shard["config"]["shard"])[0] for _, shard in shards}
+    if len(done) < count:
+        left = ", ".join(f"{part}/{count}" for part in range(1, count + 1) if part not in done)
+        raise ValueError(f"{out}: shard(s) {left} not done yet; merge when every shard has finished")
+    clean_partial_files(out, (MANIFEST, CONFIG_FILE))
+    for folder in (CROPS_DIR, RECORDS_DIR, PREVIEWS_DIR):
+        clean_partial_files(out / folder)
+    results = {name: [ManifestRow(**row) for row in rows] for _, shard in shards for name, rows in shard["results"]}
+    rows = [row for name in sorted(results) for row in results[name]]
+    save_json(reference, out / CONFIG_FILE)
+    write_manifest(out, rows)
+    return Summary(out, rows, sorted(n for _, shard in shards for n in shard["missing"]),
+                   sorted(n for _, shard in shards for n in shard["unlabeled"]))
 
 
 def _load_records(out: Path) -> dict[str, list[ManifestRow]]:
@@ -343,14 +457,16 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     """Preprocess every video under ``cfg.videos`` into ``cfg.out``; resumes a killed run."""
     check_settings(cfg)
     videos, out = _check_paths(cfg)
+    shard = parse_shard(cfg.shard)
     cfg = PreprocessConfig(**{**to_dict(cfg), "videos": str(videos), "out": str(out)})
-    create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)  # fail fast on a bad detector name
+    config_detector(cfg)  # fail fast on a bad detector name or a missing backend
     _check_previous_settings(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
-    # Only our own files: a user may point --out at a folder that holds other things, even the videos.
-    clean_partial_files(out, (MANIFEST, CONFIG_FILE))
-    for folder in (CROPS_DIR, RECORDS_DIR, PREVIEWS_DIR):
-        clean_partial_files(out / folder)
+    if not shard:  # other shards may be writing beside a shard: the merge cleans up after them all
+        # Only our own files: a user may point --out at a folder that holds other things, even the videos.
+        clean_partial_files(out, (MANIFEST, CONFIG_FILE))
+        for folder in (CROPS_DIR, RECORDS_DIR, PREVIEWS_DIR):
+            clean_partial_files(out / folder)
 
     # An output folder inside the videos folder is not input; a videos folder inside --out still is.
     found = [name for name in find_videos(videos)
@@ -375,9 +491,18 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
         labels = {row.filename: row for row in matched}
         unlabeled = sorted(set(unlabeled) & set(found))
     todo_names = sorted(set(found) | set(labels))
-    save_json(cfg, out / CONFIG_FILE)
+    if shard:
+        part, count = shard
+        todo_names, missing, unlabeled = ([name for name in names if shard_of(name, count) == part]
+                                          for names in (todo_names, missing, unlabeled))
+        misnamed = {name for name in misnamed if shard_of(name, count) == part}
+    else:
+        save_json(cfg, out / CONFIG_FILE)
 
     done = {} if cfg.overwrite else _load_records(out)
+    if shard:  # the other shards' videos are theirs to report
+        mine = set(todo_names)
+        done = {name: rows for name, rows in done.items() if name in mine}
     tasks = [(name, labels.get(name), cfg) for name in todo_names if name not in done]
     results = dict(done)
     with tqdm(total=len(todo_names), initial=len(todo_names) - len(tasks), desc="preprocess", unit="video",
@@ -405,5 +530,16 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
                                      reason="file name is not valid UTF-8 (another encoding, e.g. from an old zip):"
                                             " rename the file")]
     all_rows = [row for name in sorted(results) for row in results[name]]
-    write_manifest(out, all_rows)
-    return Summary(out, all_rows, missing, unlabeled)
+    if not shard:
+        write_manifest(out, all_rows)
+        return Summary(out, all_rows, missing, unlabeled)
+    # Written last: its presence says the shard is done. The last shard to finish merges.
+    atomic_write_text(_shard_path(out, *shard), json.dumps({
+        "config": to_dict(cfg), "missing": missing, "unlabeled": unlabeled,
+        "results": [[name, [row.__dict__ for row in results[name]]] for name in sorted(results)]}))
+    done_parts = {parse_shard(other["config"]["shard"]) for _, other in _read_shards(out)}
+    if all((part, shard[1]) in done_parts for part in range(1, shard[1] + 1)):
+        return merge_shards(out)
+    return Summary(out, all_rows, missing, unlabeled,
+                   pending=f"shard {cfg.shard}, {len(done_parts)} of {shard[1]} shards done; the last one to finish "
+                           f"writes {MANIFEST}, or run `dflib preprocess --merge {out}`")

@@ -4,12 +4,19 @@ A cheap demux pass (no decoding) gives every frame's timestamp and the keyframes
 frame count is exact even when the container's header lies (variable frame rate, missing
 counts). Decoding then seeks to a keyframe only when that skips frames, and converts to RGB
 only the frames that were asked for: forward decoding stays cheap on short clips, seeking
-wins on long ones.
+wins on long ones. With ``snap_to_reference`` the decoder skips frames that no other frame is
+predicted from (most B-frames of H.264), and each sampled position takes the nearest frame it
+does decode: fewer frames decoded, the frames used differ by a frame or two. Frames can be
+read as a stream (``VideoReader.frames``), and in a background thread (``read_ahead``), so the
+next stage works while decoding goes on (PyAV and OpenCV release the GIL).
 """
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,57 +176,141 @@ class VideoReader:
         return VideoInfo(str(self.path), width, height, self._fps, self.n_frames, duration,
                          int(round(frame.rotation or 0)) % 360, self._codec)
 
-    def read(self, indices) -> tuple[list[int], list[np.ndarray]]:
+    def read(self, indices, snap_to_reference: bool = False) -> tuple[list[int], list[np.ndarray]]:
         """Decode the frames at ``indices`` (sorted, unique). Returns those decoded and their images.
 
         A truncated video yields the frames before the damage; the caller sees fewer frames than
         asked rather than an exception, so it can decide whether that is enough.
         """
+        pairs = list(self.frames(indices, snap_to_reference))
+        return [index for index, _ in pairs], [image for _, image in pairs]
+
+    def frames(self, indices, snap_to_reference: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, RGB image) of each frame at ``indices`` as it is decoded, in order; see ``read``.
+
+        With ``snap_to_reference`` (used only where sampled positions are at least
+        ``SNAP_MIN_GAP`` frames apart, so that two positions hardly ever share a frame), frames that
+        are no reference of another are not decoded, and each position takes the nearest decoded
+        frame (the earlier one on a tie); the indices returned are those of the frames used.
+        """
         wanted = sorted({int(i) for i in indices if 0 <= int(i) < self.n_frames})
         if not wanted:
-            return [], []
-        got_indices, images = self._read(wanted, "AUTO")
-        if len(got_indices) < len(wanted):
+            return
+        snap = snap_to_reference and all(b - a >= SNAP_MIN_GAP for a, b in zip(wanted, wanted[1:]))
+        last = -1
+        for index, image in self._frames(wanted, "AUTO", snap):
+            last = index
+            yield index, image
+        if wanted[-1] - last > (SNAP_MAX_SHIFT if snap else 0):
             # Damage: frame-threaded decoding silently drops the frames in flight when it meets a
             # broken packet, so decode once more on one thread, which keeps every frame before it.
-            retry = self._read(wanted, "SLICE")
-            if len(retry[0]) > len(got_indices):
-                got_indices, images = retry
-        return got_indices, images
+            for index, image in self._frames([i for i in wanted if i > last], "SLICE", snap):
+                if index > last:
+                    last = index
+                    yield index, image
 
-    def _read(self, wanted: list[int], thread_type: str) -> tuple[list[int], list[np.ndarray]]:
+    def _frames(self, wanted: list[int], thread_type: str, snap: bool) -> Iterator[tuple[int, np.ndarray]]:
         pts_to_index = {p: i for i, p in enumerate(self._index.pts)}
         keyframes = self._index.keyframes
-        got_indices: list[int] = []
-        images: list[np.ndarray] = []
         container = _open(self.path)
         try:
             stream = container.streams.video[0]
             stream.thread_type = thread_type
-            position = -1  # index of the last decoded frame
-            frames = None
+            if snap:
+                stream.codec_context.skip_frame = "NONREF"
+            decoded = None  # (index, frame) pairs as the decoder gives them
+            position = -1  # index of the last frame taken from the decoder
+            at_or_before = ahead = None  # the decoded frames around the target: index <= target, > target
+            used = -1  # index of the last frame given out
             for target in wanted:
                 key = keyframes[bisect_right(keyframes, target) - 1]
-                if frames is None or key > position + 1:
+                if decoded is None or key > position + 1:
                     container.seek(self._index.pts[key], stream=stream, backward=True, any_frame=False)
-                    frames = _decode(container, stream)
-                for frame in frames:
-                    if frame.pts is None:
-                        continue
-                    position = pts_to_index.get(frame.pts, position)
-                    if position == target:
-                        got_indices.append(target)
-                        images.append(_to_rgb(frame))
+                    decoded = ((pts_to_index[f.pts], f) for f in _decode(container, stream) if f.pts in pts_to_index)
+                    at_or_before = ahead = None
+                while ahead is None or ahead[0] <= target:
+                    if ahead is not None:
+                        at_or_before, ahead = ahead, None
+                        if at_or_before[0] == target:
+                            break
+                    candidate = next(decoded, None)
+                    if candidate is None:
                         break
-                    if position > target:  # the target frame was not decodable
-                        break
+                    if candidate[0] > position:
+                        position, ahead = candidate[0], candidate
+                if not snap:
+                    chosen = at_or_before if at_or_before is not None and at_or_before[0] == target else None
+                    if chosen is None and ahead is None:
+                        return  # stream ended early: a truncated file
+                elif at_or_before is None or (ahead is not None and ahead[0] - target < target - at_or_before[0]):
+                    chosen = ahead
                 else:
-                    break  # stream ended early: a truncated file
+                    chosen = at_or_before
+                if chosen is not None and chosen[0] > used:
+                    used = chosen[0]
+                    yield chosen[0], _to_rgb(chosen[1])
+                elif chosen is None and ahead is None and at_or_before is None:
+                    return
         except av.FFmpegError:
             pass  # damage mid-stream: keep what was decoded before it
         finally:
             container.close()
-        return got_indices, images
+
+    def read_ahead(self, indices, snap_to_reference: bool = False, depth: int = 4) -> Iterator[tuple[int, np.ndarray]]:
+        """``frames`` decoded in a background thread, at most ``depth`` frames ahead of the caller."""
+        return read_ahead(self.frames(indices, snap_to_reference), depth)
+
+
+# Snapping to reference frames is used only for sparse sampling, where it saves decoding.
+SNAP_MIN_GAP = 4
+# Runs of non-reference frames are short (x264 makes at most 3 B-frames in a row by default, the
+# format allows 16): a sampled position farther than this from the last decoded frame means damage.
+SNAP_MAX_SHIFT = 16
+
+
+def read_ahead(items: Iterable, depth: int = 4) -> Iterator:
+    """The items of ``items``, produced in a background thread at most ``depth`` ahead of the caller.
+
+    An exception in the producer is raised in the caller; a caller that stops early stops the
+    producer at its next item.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((done, None))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
+            buffer.put((done, error))
+
+    thread = threading.Thread(target=produce, name="dflib-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                buffer.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
 
 
 def sample_indices(n_frames: int, frames: int, sampling: str = "uniform", stride: int = 0,

@@ -173,3 +173,17 @@ def test_cli_explain_writes_a_folder_per_video(face_video, noise_video, tmp_path
     assert predict_cli(args, cfg) == 0
     assert (explain_dir / face_video.name / "cam_grid.png").stat().st_size > 0
     assert (explain_dir / noise_video.name / "prediction.json").is_file()
+
+
+def test_explanation_draws_on_the_frames_its_prediction_decoded(predictor, face_video, monkeypatch):
+    import dflib.video
+
+    passes = []
+    original = dflib.video.VideoReader._frames
+    monkeypatch.setattr(dflib.video.VideoReader, "_frames", lambda self, *args: passes.append(args) or original(self, *args))
+    result = explain(face_video, predictor)
+    assert len(passes) == 1  # one decoding pass, the prediction's
+    index = result.frame_indices[0]
+    _, (exact,) = dflib.video.VideoReader(face_video).read([index])
+    drawn = result.figures["animation"][0]
+    assert drawn.shape[:2] == tuple(side - side % 2 for side in exact.shape[:2])

@@ -247,3 +247,14 @@ def test_a_checkpoint_from_before_crop_rules_predicts_with_the_rule_its_data_had
     assert Predictor(load_model(ckpt), device="cpu").preprocess.crop_rule == "centred"
     del ckpt["preprocess"]["crop_rule"]  # as dflib 0.1.0 recorded it
     assert Predictor(load_model(ckpt), device="cpu").preprocess.crop_rule == "clipped"
+
+
+def test_a_checkpoint_from_before_reference_snapping_decodes_exactly_the_sampled_frames(tmp_path, face_video):
+    ckpt = load_checkpoint(tiny_checkpoint(tmp_path / "ckpt.pt"))
+    recorded = Predictor(load_model(ckpt), device="cpu").preprocess
+    assert recorded.snap_to_reference and recorded.detector_backend == "onnxruntime"
+    for name in ("snap_to_reference", "detector_backend"):
+        del ckpt["preprocess"][name]  # as dflib 0.1.0 recorded it
+    old = Predictor(load_model(ckpt), device="cpu")
+    assert not old.preprocess.snap_to_reference and old.preprocess.detector_backend == "opencv"
+    assert old.detector.backend == "opencv"

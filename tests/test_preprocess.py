@@ -260,3 +260,19 @@ def test_outputs_of_the_older_crop_rule_are_not_mixed_with_new_ones(videos, tmp_
     (out / "preprocess_config.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match=r"crop_rule 'clipped' -> 'centred'"):
         preprocess(config(videos, out), progress=False)
+
+
+def test_a_folder_of_dflib_0_1_0_resumes_only_with_its_own_decoding_and_detection(videos, tmp_path):
+    out = tmp_path / "out"
+    preprocess(config(videos, out), progress=False)
+    saved = json.loads((out / "preprocess_config.json").read_text())
+    for name in ("crop_rule", "snap_to_reference", "detector_backend"):
+        del saved[name]  # as dflib 0.1.0 wrote it, with its default detection scale
+    (out / "preprocess_config.json").write_text(json.dumps({**saved, "detect_face_size": 64}))
+    with pytest.raises(ValueError, match="snap_to_reference False -> True.*detector_backend 'opencv' -> 'onnxruntime'"
+                                         ".*pass --no-snap-to-reference --crop-rule clipped --detector-backend opencv "
+                                         "--detect-face-size 64"):
+        preprocess(config(videos, out), progress=False)
+    summary = preprocess(config(videos, out, snap_to_reference=False, crop_rule="clipped", detector_backend="opencv",
+                                detect_face_size=64), progress=False)
+    assert summary.counts()["ok"] == 2

@@ -7,18 +7,18 @@ from dflib.synthetic import write_video
 from dflib.video import VideoError, VideoReader, sample_indices
 
 
-def numbered_frames(n, width=64, height=48):
-    """Frame i has brightness 10*i in its top-left block, so a decoded frame tells its index."""
+def numbered_frames(n, width=64, height=48, step=10):
+    """Frame i has brightness step*i in its top-left block, so a decoded frame tells its index."""
     frames = []
     for i in range(n):
         frame = np.zeros((height, width, 3), np.uint8)
-        frame[:16, :16] = 10 * i
+        frame[:16, :16] = step * i
         frames.append(frame)
     return frames
 
 
-def frame_number(image):
-    return int(round(image[2:14, 2:14].mean() / 10))
+def frame_number(image, step=10):
+    return int(round(image[2:14, 2:14].mean() / step))
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +161,36 @@ def test_sample_clips_decode_the_frames_opencv_shows(sample_data):
     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
     ok, first = capture.read()
     assert ok and np.abs(cv2.cvtColor(first, cv2.COLOR_BGR2RGB).astype(int) - images[0]).mean() < 1
+
+
+def test_snapping_takes_the_nearest_reference_frame_exactly_decoded(tmp_path):
+    path = write_video(tmp_path / "bframes.mp4", numbered_frames(60, step=4), crf=10)  # x264: B-frames between references
+    reader = VideoReader(path)
+    wanted = [int(i) for i in sample_indices(60, 8)]
+    got, images = reader.read(wanted, snap_to_reference=True)
+    assert len(got) == len(wanted) and got != wanted  # some sampled frames were B-frames, none lost
+    assert all(abs(g - w) <= 2 for g, w in zip(got, wanted))
+    assert [frame_number(image, step=4) for image in images] == got  # each image is the frame its index names
+    exact, exact_images = reader.read(got)
+    assert exact == got and all(np.array_equal(a, b) for a, b in zip(images, exact_images))
+    # Dense sampling is never snapped: every frame asked for is a frame needed.
+    assert reader.read(range(10, 20), snap_to_reference=True)[0] == list(range(10, 20))
+
+
+def test_frames_stream_from_a_background_thread_and_errors_reach_the_caller(numbered_video):
+    from dflib.video import read_ahead
+
+    reader = VideoReader(numbered_video)
+    assert [index for index, _ in reader.read_ahead([1, 5, 9])] == [1, 5, 9]
+
+    def broken():
+        yield 1
+        raise OSError("disk gone")
+
+    stream = read_ahead(broken())
+    assert next(stream) == 1
+    with pytest.raises(OSError, match="disk gone"):
+        next(stream)
+    early = read_ahead(iter(range(1000)), depth=2)
+    assert next(early) == 0
+    early.close()  # stops the producer

@@ -1,0 +1,16 @@
+"""The GPU check must stay runnable where no GPU is: its tiny CPU run goes end to end."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_benchmark_runs_end_to_end_on_cpu_with_tiny_settings(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--smoke"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    for line in ("training throughput: fp32", "data wait with", "Grad-CAM in eval mode", "predict on cpu"):
+        assert line in done.stdout, done.stdout
