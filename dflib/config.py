@@ -49,6 +49,8 @@ class PreprocessConfig:
     max_gap: int = opt(3, "missed detections bridged by interpolating the box, in sampled frames")
     track_iou: float = opt(0.3, "box overlap that links two detections into one track")
     all_tracks: bool = opt(False, "keep every face track (one output per identity), not just the main face")
+    landmarks68: bool = opt(False, "also store dlib's 68 face landmarks per crop, for pseudo-fake masks from "
+                                   "their hulls as SBI (needs dflib[dlib]); prediction never computes them")
     workers: int = opt(1, "worker processes")
     previews: bool = opt(False, "write a contact sheet PNG of each video's crops")
     overwrite: bool = opt(False, "redo videos already done, and allow other settings in the same --out")
@@ -111,6 +113,8 @@ class TrainConfig:
     balance: str = opt("loss_weights", "class imbalance: loss_weights, sampler or none")
     patience: int = opt(5, "epochs without a better validation AUC before stopping (0: never)")
     pseudo_fakes: float = opt(0.0, "probability of turning a REAL training clip into a self-blended FAKE")
+    pseudo_fake_landmarks: str = opt("auto", "landmarks the pseudo-fake masks follow: 68 (dlib's, stored by "
+                                             "preprocess --landmarks68), 5 (the detector's) or auto (68 where stored)")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
 
 

@@ -138,8 +138,9 @@ class Predictor:
             warnings.warn("the checkpoint does not record how its training faces were cropped: "
                           "using the default preprocessing, which may not match", stacklevel=2)
         # A short clip still gets a verdict; frames_used in the result says how little it rested on.
+        # The 68 landmarks only shape training's pseudo-fakes: the model never sees them.
         self.preprocess = dataclasses.replace(from_dict(PreprocessConfig, recorded), all_tracks=all_tracks,
-                                              min_frames=1)
+                                              min_frames=1, landmarks68=False)
         self.detector = _detector(self.preprocess.detector, self.preprocess.detect_long_side,
                                   self.preprocess.min_face_score)
 

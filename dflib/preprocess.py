@@ -25,7 +25,15 @@ from tqdm.auto import tqdm
 
 from dflib.config import PreprocessConfig, save_json, to_dict
 from dflib.cropfile import SUFFIX, FaceClip, contact_sheet, save_clip
-from dflib.faces import FaceDetector, create_detector, crop_square, detect_frames, landmarks_in_crop, square_box
+from dflib.faces import (
+    FaceDetector,
+    Landmarks68,
+    create_detector,
+    crop_square,
+    detect_frames,
+    landmarks_in_crop,
+    square_box,
+)
 from dflib.io import atomic_path, atomic_write_text, clean_partial_files, printable_path
 from dflib.labels import LabelRow, find_videos, match_videos, read_labels
 from dflib.tracking import fill_gaps, link_tracks
@@ -38,7 +46,7 @@ RECORDS_DIR = "records"
 PREVIEWS_DIR = "previews"
 # Settings that change what a crop file holds: a rerun with other values must not mix outputs.
 OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "size", "margin", "detector", "detect_long_side", "detect_face_size",
-                   "min_face_score", "min_frames", "max_gap", "track_iou", "all_tracks")
+                   "min_face_score", "min_frames", "max_gap", "track_iou", "all_tracks", "landmarks68")
 
 
 @dataclass
@@ -100,8 +108,13 @@ def output_name(filename: str, track: int) -> str:
     return f"{CROPS_DIR}/{filename}" + (f".track{track}" if track else "") + SUFFIX
 
 
-def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector) -> tuple[list[FaceClip], ManifestRow]:
-    """Decode, detect, track and crop one video. Raises VideoError for an unusable file."""
+def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
+                  landmarks68: Landmarks68 | None = None) -> tuple[list[FaceClip], ManifestRow]:
+    """Decode, detect, track and crop one video. Raises VideoError for an unusable file.
+
+    With ``cfg.landmarks68``, ``landmarks68`` finds dlib's 68 points in every kept face box."""
+    if cfg.landmarks68 and landmarks68 is None:
+        raise ValueError("cfg.landmarks68 is set: pass a dflib.faces.Landmarks68 to find them")
     row = ManifestRow(filename=path.name, detector=cfg.detector)
     started = time.perf_counter()
     reader = VideoReader(path)
@@ -131,13 +144,17 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector) -> 
         crops = np.stack([crop_square(images[p], box, cfg.size) for p, box in zip(filled.positions, crop_boxes)])
         landmarks = np.stack([landmarks_in_crop(points, box, cfg.size)
                               for points, box in zip(filled.landmarks, crop_boxes)])
+        dense = None
+        if cfg.landmarks68:
+            dense = np.stack([landmarks_in_crop(landmarks68(images[p], box), crop_box, cfg.size)
+                              for p, box, crop_box in zip(filled.positions, filled.boxes, crop_boxes)])
         frame_indices = np.asarray(indices)[filled.positions]
         clips.append(FaceClip(
             crops=crops, frame_indices=frame_indices, timestamps=reader.timestamps(frame_indices),
             boxes=crop_boxes, scores=filled.scores, landmarks=landmarks, interpolated=filled.interpolated,
             meta={"video": str(path), "width": info.width, "height": info.height, "fps": info.fps,
                   "n_frames": info.n_frames, "rotation": info.rotation, "face_boxes": filled.boxes.tolist(),
-                  "preprocess": to_dict(cfg)}))
+                  "preprocess": to_dict(cfg)}, landmarks68=dense))
     row.crop_s = time.perf_counter() - started
     if not clips:
         row.status = "skipped"
@@ -150,12 +167,14 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector) -> 
 
 
 _worker_detector: FaceDetector | None = None
+_worker_landmarks68: Landmarks68 | None = None
 
 
 def _init_worker(cfg: PreprocessConfig) -> None:
-    global _worker_detector
+    global _worker_detector, _worker_landmarks68
     cv2.setNumThreads(1)  # one thread per worker: OpenMP detectors collapse when cores are shared
     _worker_detector = create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)
+    _worker_landmarks68 = Landmarks68() if cfg.landmarks68 else None
 
 
 def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[ManifestRow]:
@@ -164,7 +183,7 @@ def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[Manife
     out = Path(cfg.out)
     started = time.perf_counter()
     try:
-        clips, row = process_video(Path(cfg.videos) / filename, cfg, _worker_detector)
+        clips, row = process_video(Path(cfg.videos) / filename, cfg, _worker_detector, _worker_landmarks68)
         rows = []
         for track, clip in enumerate(clips):
             clip.meta["label"] = label_row.label if label_row else ""
@@ -316,6 +335,8 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     videos, out = _check_paths(cfg)
     cfg = PreprocessConfig(**{**to_dict(cfg), "videos": str(videos), "out": str(out)})
     create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)  # fail fast on a bad detector name
+    if cfg.landmarks68:
+        Landmarks68()  # and on a missing dlib, before any video
     _check_previous_settings(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     # Only our own files: a user may point --out at a folder that holds other things, even the videos.

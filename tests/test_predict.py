@@ -223,3 +223,17 @@ def test_sample_videos(checkpoint, sample_data):
 def test_text_says_when_the_face_was_seen_in_few_frames():
     text = Prediction(video="v.mp4", label="REAL", p_fake=0.2, confidence=0.8, frames_used=3, frames_sampled=6).text()
     assert text.splitlines() == ["v.mp4", "Confidence: 80.00%", "Prediction: REAL", "Face in 3 of 6 sampled frames"]
+
+
+def test_prediction_never_computes_the_68_landmarks_training_used(tmp_path, face_video, monkeypatch):
+    import dflib.faces
+
+    def no_landmarks(*args, **kwargs):
+        raise AssertionError("prediction built the 68-point landmark predictor")
+
+    monkeypatch.setattr(dflib.faces.Landmarks68, "__init__", no_landmarks)
+    recorded = PreprocessConfig(frames=6, size=48, min_frames=3, landmarks68=True)
+    predictor = Predictor(tiny_checkpoint(tmp_path / "dense.pt", preprocess=recorded, fake_logit=2.0), device="cpu")
+    assert predictor.preprocess.landmarks68 is False
+    prediction = predictor(face_video)
+    assert prediction.label == "FAKE" and prediction.confidence == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-4)

@@ -199,3 +199,20 @@ def test_a_video_that_kills_its_worker_fails_alone(videos, tmp_path, monkeypatch
     assert rows["real one.mp4"].status == "ok" and rows["noise.mp4"].status == "skipped"
     again = {row.filename: row for row in preprocess(cfg, progress=False).rows}  # the rerun does not stumble
     assert again["crash.mp4"].reason == rows["crash.mp4"].reason
+
+
+def test_landmarks68_are_stored_in_the_crop_file_only_when_asked(videos, tmp_path):
+    pytest.importorskip("dlib", reason="the 68-point landmarks need dflib[dlib]")
+    summary = preprocess(config(videos, tmp_path / "dense", landmarks68=True), progress=False)
+    row = next(r for r in summary.rows if r.filename == "real one.mp4")
+    clip = load_clip(tmp_path / "dense" / row.output)
+    assert clip.landmarks68.shape == (6, 68, 2) and clip.landmarks68.dtype == np.float32
+    # dlib's eyes and mouth corners agree with the detector's 5 points, inside the crop.
+    eyes = np.stack([clip.landmarks68[:, 36:42].mean(axis=1), clip.landmarks68[:, 42:48].mean(axis=1)], axis=1)
+    assert np.abs(eyes - clip.landmarks[:, :2]).max() < 0.06 * 48
+    assert np.abs(clip.landmarks68[:, [48, 54]] - clip.landmarks[:, 3:]).max() < 0.08 * 48
+    plain = preprocess(config(videos, tmp_path / "plain"), progress=False)
+    assert load_clip(tmp_path / "plain" / next(r for r in plain.rows if r.filename == "real one.mp4").output
+                     ).landmarks68 is None
+    with pytest.raises(ValueError, match="landmarks68 False -> True"):
+        preprocess(config(videos, tmp_path / "plain", landmarks68=True), progress=False)
