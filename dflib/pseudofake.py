@@ -241,7 +241,7 @@ def _render_mask(polygons: list[np.ndarray], size: int, params: BlendParams) -> 
         vertices = np.round((2 * polygon + 0.5) * (1 << subpixel_bits)).astype(np.int32)
         cv2.fillPoly(canvas, [vertices], 255, lineType=cv2.LINE_AA, shift=subpixel_bits)
     if params.mask_erode > 0:
-        inside = cv2.distanceTransform((canvas >= 128).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        inside = cv2.distanceTransform((canvas >= 128).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
         canvas = np.clip(inside - params.mask_erode * fine + 0.5, 0, 1).astype(np.float32)
     else:
         canvas = canvas.astype(np.float32) / 255.0
