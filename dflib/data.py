@@ -1,9 +1,11 @@
 """Face-crop clips as tensors for training, validation and prediction.
 
 Training reads the crop files written by ``dflib preprocess``, so no video is decoded per epoch.
-Every random choice for a clip comes from a generator seeded by (seed, epoch, clip index): a clip
-gets the same frames and augmentation whatever the number of DataLoader workers, and a resumed
-run sees exactly the clips an uninterrupted one would have seen.
+Every random choice for a clip comes from a generator seeded by (seed, epoch, clip index, draw): a
+clip gets the same frames and augmentation whatever the number of DataLoader workers, and a resumed
+run sees exactly the clips an uninterrupted one would have seen. A clip shorter than the sequence
+length is a shorter sequence (``collate_clips`` pads a batch and gives the lengths), never a
+clip with repeated crops.
 """
 from __future__ import annotations
 
@@ -48,28 +50,46 @@ def clip_to_tensor(crops: np.ndarray, size: int) -> torch.Tensor:
     return frames.sub_(_MEAN_255).mul_(_INV_STD_255)
 
 
-def choose_frames(n_available: int, frames: int, mode: str, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Indices of the ``frames`` crops to use, in time order.
+CLIP_SAMPLINGS = ("jitter", "uniform")
 
-    "uniform" spreads them evenly from the first crop to the last (deterministic, for evaluation);
-    "random_window" takes a random run of consecutive crops (training). A clip shorter than
-    ``frames`` is stretched: every crop is used, in order, and crops are repeated at even
-    intervals (``round(linspace(0, n-1, frames))``), the same in both modes.
+
+def choose_frames(n_available: int, frames: int, mode: str = "uniform",
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices of the crops the model sees, in time order, each crop at most once.
+
+    The clip is cut into ``frames`` equal bins, one crop per bin: "uniform" takes each bin's middle
+    (evaluation and prediction), "jitter" (training) one random phase shared by all bins, so
+    training sees the same span and stride as evaluation, only shifted by less than one stride.
+    A clip with ``frames`` crops or fewer gives all of them: a shorter sequence, never a crop
+    repeated to fill it.
     """
     if n_available < 1:
         raise ValueError("a clip needs at least one frame")
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
-    if mode == "random_window":
-        if n_available <= frames:
-            return choose_frames(n_available, frames, "uniform")
+    if mode not in CLIP_SAMPLINGS:
+        raise ValueError(f"unknown frame sampling {mode!r}: use one of {', '.join(CLIP_SAMPLINGS)}")
+    if n_available <= frames:
+        return np.arange(n_available)
+    if mode == "jitter":
         if rng is None:
-            raise ValueError("random_window needs a random generator")
-        start = int(rng.integers(0, n_available - frames + 1))
-        return np.arange(start, start + frames)
-    if mode == "uniform":
-        return np.rint(np.linspace(0, n_available - 1, frames)).astype(np.int64)
-    raise ValueError(f"unknown frame sampling {mode!r}: use 'uniform' or 'random_window'")
+            raise ValueError("jitter needs a random generator")
+        phase = rng.random()
+    else:
+        phase = 0.5
+    return np.floor((np.arange(frames) + phase) * (n_available / frames)).astype(np.int64)
+
+
+def collate_clips(batch: list[tuple[torch.Tensor, int, int]]):
+    """Clips of different lengths in one batch: (frames zero-padded to the longest, labels, indices,
+    lengths). The model skips the padding when given ``lengths``."""
+    lengths = torch.tensor([len(frames) for frames, _, _ in batch])
+    padded = torch.zeros((len(batch), int(lengths.max()), *batch[0][0].shape[1:]), dtype=batch[0][0].dtype)
+    for row, (frames, _, _) in enumerate(batch):
+        padded[row, :len(frames)] = frames
+    labels = torch.tensor([label for _, label, _ in batch])
+    indices = torch.tensor([index for _, _, index in batch])
+    return padded, labels, indices, lengths
 
 
 class ClipAugment:
@@ -196,14 +216,22 @@ def make_splits(rows: list[ClipRow], cfg: TrainConfig, run_dir: str | os.PathLik
     return splits
 
 
-def class_weights(rows: list[ClipRow]) -> torch.Tensor:
-    """[REAL, FAKE] inverse-frequency weights (mean 1), so a skewed label file (often 85% FAKE)
-    does not teach the model to answer FAKE always."""
-    from dflib.labels import LabelRow
-    from dflib.splits import class_balance
+def expected_class_counts(rows: list[ClipRow], pseudo_fakes: float = 0.0) -> tuple[float, float]:
+    """(REAL, FAKE) clips a training epoch is expected to show, after REAL clips turn into
+    pseudo-fakes with probability ``pseudo_fakes``."""
+    real = sum(row.label == "REAL" for row in rows)
+    return real * (1 - pseudo_fakes), len(rows) - real + real * pseudo_fakes
 
-    weights = class_balance([LabelRow(row.filename, row.label) for row in rows])["weights"]
-    return torch.tensor([weights["REAL"], weights["FAKE"]], dtype=torch.float32)
+
+def class_weights(rows: list[ClipRow], pseudo_fakes: float = 0.0) -> torch.Tensor:
+    """[REAL, FAKE] inverse-frequency weights (mean 1) of the labels training will see, so a skewed
+    label file (often 85% FAKE), or pseudo-fakes taking a share of the REAL clips, does not teach
+    the model to answer one class always. A class that never occurs gets 1.0."""
+    counts = expected_class_counts(rows, pseudo_fakes)
+    inverse = [1 / count if count else None for count in counts]
+    present = [value for value in inverse if value is not None]
+    mean = sum(present) / len(present)
+    return torch.tensor([value / mean if value is not None else 1.0 for value in inverse], dtype=torch.float32)
 
 
 class VideoClipDataset(Dataset):
@@ -222,7 +250,7 @@ class VideoClipDataset(Dataset):
         augment: AugmentConfig | None = None,
         pseudo_fakes: float = 0.0,
         seed: int = 0,
-        sampling: str = "random_window",
+        sampling: str = "jitter",
         fake_copies: bool = False,
         pseudo_fake_landmarks: str = "auto",
     ):
@@ -269,7 +297,10 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows) + len(self._fake_copies)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+        """``key`` is a clip index, or (index, draw) from a sampler that draws a clip several times
+        per epoch: each draw then gets its own frames, augmentation and pseudo-fake decision."""
+        index, draw = key if isinstance(key, tuple) else (key, 0)
         if index >= len(self.rows):
             return self._fake_copy(index)
         row = self.rows[index]
@@ -281,7 +312,7 @@ class VideoClipDataset(Dataset):
         except ValueError as error:
             raise ValueError(f"crop file of {row.filename}: {error}") from error
         label = LABELS[row.label]
-        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
+        rng = np.random.default_rng([self.seed, self.epoch, index, draw]) if self.train else None
         chosen = choose_frames(len(clip), self.frames, self.sampling, rng)
         crops = clip.crops[chosen]
         if self.train:

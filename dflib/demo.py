@@ -449,10 +449,12 @@ def _write_report(report: _Report, cfg: DemoConfig, summary, trained: dict, eval
     verdict = (f"{prediction.label}, P(FAKE) = {prediction.p_fake:.3f}" if prediction.p_fake is not None
                else f"{prediction.label}: {prediction.reason}")
     report.paragraph(f"Held-out clip `{video}` (true label {truth}): predicted {verdict}. Grad-CAM shows where in "
-                     "each frame the model's FAKE decision came from, on one colour scale for the whole video.")
-    for name, caption in (("grid", "Input frames with Grad-CAM, most suspicious first"),
-                          ("full_frame", "The most suspicious frame with its heatmap over the face"),
-                          ("timeline", "P(FAKE) after each input frame")):
+                     "each frame the model's decision (logit FAKE minus logit REAL) came from, on one colour scale "
+                     "for the whole video.")
+    for name, caption in (("grid", "Input frames with Grad-CAM, ranked by influence (P(FAKE) minus P(FAKE) "
+                                   "without the frame), most FAKE-raising first"),
+                          ("full_frame", "The most FAKE-raising frame with its heatmap over the face"),
+                          ("timeline", "Running score: P(FAKE) after the input frames up to each point")):
         if name in explanation.files:
             report.image(explanation.files[name], caption)
     if "animation" in explanation.files:

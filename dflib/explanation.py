@@ -1,11 +1,16 @@
 """Where in each frame the model saw FAKE: Grad-CAM of the video-level decision, via pytorch-grad-cam.
 
 The original design multiplied the CNN's maps by weights that act on the LSTM's output, which
-relate to nothing spatial. Here the gradient of the video's FAKE logit (the model's read-out of
-all frames) flows back through the LSTM into the trunk's last conv block of every frame, which
+relate to nothing spatial. Here the gradient of the video's decision, logit FAKE minus logit REAL
+(P(FAKE) is the sigmoid of that difference; either logit alone carries the head's arbitrary
+common part), flows back through the LSTM into the trunk's last conv block of every frame, which
 gives one map per frame for the one decision the model made. pytorch-grad-cam scales every map
 to [0, 1] on its own, which makes a frame the model ignored look as hot as the decisive one; the
 raw maps are kept instead and scaled once per video, so frames can be compared.
+
+Frames are ranked by what each one does to the decision: P(FAKE) minus P(FAKE) with that frame
+left out (the trunk's features are reused, only the LSTM runs again). The running score of the
+timeline, P(FAKE) after the frames up to t, says little about frame t itself and is shown as such.
 """
 from __future__ import annotations
 
@@ -27,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from dflib.io import atomic_path, atomic_write_bytes, atomic_write_text
@@ -35,7 +39,9 @@ from dflib.plots import save_figure
 from dflib.prediction import FAKE, Prediction, Predictor
 from dflib.video import VideoReader
 
-SCALE_NOTE = "Grad-CAM for FAKE, one colour scale for the whole video (1 = its strongest point)"
+SCALE_NOTE = ("Grad-CAM of the decision (logit FAKE - logit REAL), one colour scale for the whole video "
+              "(1 = its strongest point)")
+INFLUENCE_NOTE = "influence = P(FAKE) - P(FAKE) with the frame left out"
 ANIMATION_FPS = 4
 ANIMATION_LONG_SIDE = 480
 FULL_FRAME_LONG_SIDE = 1280
@@ -75,16 +81,30 @@ class _RawGradCAM(GradCAM):
         return np.mean(np.stack(cam_per_target_layer), axis=0)
 
 
-def raw_grad_cam(model, frames: torch.Tensor, class_index: int) -> np.ndarray:
-    """(T, h, w) unscaled Grad-CAM at the target layer's resolution, for the video-level logit
-    ``class_index``, from one video's (T, 3, H, W) frames."""
+class DecisionTarget:
+    """The decision as a Grad-CAM target: logit FAKE minus logit REAL of one video's output.
+
+    Cross-entropy trains only that difference; the sum of the two head rows keeps its random
+    initial value, so a map of the FAKE logit alone carries that initialisation noise.
+    """
+
+    def __init__(self, fake_index: int):
+        self.fake_index = fake_index
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        return output[..., self.fake_index] - output[..., 1 - self.fake_index]
+
+
+def raw_grad_cam(model, frames: torch.Tensor, fake_index: int) -> np.ndarray:
+    """(T, h, w) unscaled Grad-CAM at the target layer's resolution, for the video-level decision
+    (``DecisionTarget``), from one video's (T, 3, H, W) frames."""
     device = next(model.parameters()).device
     cam = _RawGradCAM(_OneVideo(model), [model.cam_target_layer])
     try:
         # cuDNN's LSTM has no backward pass in eval mode; the native kernel gives the same result.
         with _gradients_only_at(model, model.cam_target_layer), torch.enable_grad(), \
                 torch.backends.cudnn.flags(enabled=False):
-            return cam(frames.detach().to(device), targets=[ClassifierOutputTarget(class_index)])
+            return cam(frames.detach().to(device), targets=[DecisionTarget(fake_index)])
     finally:
         cam.activations_and_grads.release()
         model.zero_grad(set_to_none=True)
@@ -106,12 +126,29 @@ def _gradients_only_at(model: nn.Module, layer: nn.Module):
             parameter.requires_grad_(flag)
 
 
-def grad_cam_maps(model, frames: torch.Tensor, class_index: int) -> np.ndarray:
+def grad_cam_maps(model, frames: torch.Tensor, fake_index: int) -> np.ndarray:
     """(T, H, W) maps at the input size, divided by their maximum over the whole video."""
-    raw = torch.from_numpy(raw_grad_cam(model, frames, class_index)).float()
+    raw = torch.from_numpy(raw_grad_cam(model, frames, fake_index)).float()
     maps = F.interpolate(raw[:, None], size=tuple(frames.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
     peak = float(maps.max())
     return (maps / peak if peak > 0 else maps).numpy()
+
+
+@torch.inference_mode()
+def frame_influence(model, features: torch.Tensor, fake_index: int) -> np.ndarray:
+    """(T,) P(FAKE) minus P(FAKE) with frame t left out, from one video's (T, D) trunk features.
+
+    Positive: the frame pushes the video towards FAKE. All T shortened sequences go through the
+    LSTM as one batch; a one-frame video has nothing to compare with and gets 0.
+    """
+    steps = len(features)
+    if steps < 2:
+        return np.zeros(steps)
+    full = torch.softmax(model.logits_from_features(features[None]).float(), -1)[0, fake_index]
+    keep = ~torch.eye(steps, dtype=torch.bool, device=features.device)
+    without = features[None].expand(steps, -1, -1)[keep].reshape(steps, steps - 1, -1)
+    left_out = torch.softmax(model.logits_from_features(without).float(), -1)[:, fake_index]
+    return (full - left_out).cpu().numpy()
 
 
 @dataclass
@@ -135,10 +172,13 @@ def explain(video_path, checkpoint, out_dir: str | os.PathLike | None = None, **
     prediction, inputs = predictor.run(video_path)
     result = Explanation(prediction)
     if inputs:
-        track = inputs[prediction.track]
+        track = next(item for item in inputs if item.clip.meta["track"] == prediction.track)
         started = time.perf_counter()
         result.maps = grad_cam_maps(predictor.model, track.frames, predictor.fake_index)
         prediction.timings["cam"] = time.perf_counter() - started
+        started = time.perf_counter()
+        prediction.frame_influence = frame_influence(predictor.model, track.features, predictor.fake_index).tolist()
+        prediction.timings["influence"] = time.perf_counter() - started
         result.frames = np.stack([_resize(crop, predictor.size) for crop in track.clip.crops[track.chosen]])
         result.frame_indices = prediction.frame_indices
         crop_boxes = np.asarray(track.clip.boxes, dtype=np.float64)[track.chosen]
@@ -191,17 +231,17 @@ def _verdict(prediction: Prediction) -> str:
 
 
 def _grid_figure(result: Explanation, prediction: Prediction) -> Figure:
-    """The input frames with their maps, most suspicious frame (highest score) first.
+    """The input frames with their maps, the frame that raises P(FAKE) most first.
 
     Tiled into one image shown on one axes: twenty matplotlib axes took seconds to lay out.
     """
-    order = np.argsort(-np.asarray(prediction.frame_scores), kind="stable")
+    order = np.argsort(-np.asarray(prediction.frame_influence), kind="stable")
     scale = max(1, -(-GRID_TILE // result.maps.shape[-1]))
     tiles = []
     for step in order:
         tile = _overlay(result.frames[step], result.maps[step], scale)
         caption = np.full((GRID_CAPTION, tile.shape[1], 3), 255, dtype=np.uint8)
-        text = f"#{result.frame_indices[step]} {prediction.frame_scores[step]:.3f}"
+        text = f"#{result.frame_indices[step]} {prediction.frame_influence[step]:+.3f}"
         cv2.putText(caption, text, (3, GRID_CAPTION - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         tiles.append(np.pad(np.concatenate([tile, caption]), ((2, 2), (2, 2), (0, 0)), constant_values=255))
     columns = min(5, len(tiles))
@@ -213,7 +253,8 @@ def _grid_figure(result: Explanation, prediction: Prediction) -> Figure:
     ax.axis("off")
     fig.colorbar(ScalarMappable(Normalize(0, 1), CAM_COLORMAP), ax=ax, shrink=0.8, label="Grad-CAM (per-video scale)")
     fig.suptitle(f"{Path(prediction.video).name}: {_verdict(prediction)}\n{SCALE_NOTE};\n"
-                 "most suspicious first (#frame index, score)", fontsize=9)
+                 f"frames ranked by influence, most FAKE-raising first (#frame index, {INFLUENCE_NOTE})",
+                 fontsize=9)
     return fig
 
 
@@ -250,18 +291,20 @@ def _draw(image: np.ndarray, crop_box: np.ndarray, face_box, cam_map: np.ndarray
 
 def _full_frame(result: Explanation, prediction: Prediction, crop_boxes: np.ndarray,
                 images: dict[int, np.ndarray]) -> np.ndarray | None:
-    """The most suspicious input frame, re-decoded whole, with its map around the face."""
-    step = int(np.argmax(prediction.frame_scores))
+    """The input frame that raises P(FAKE) most, re-decoded whole, with its map around the face."""
+    step = int(np.argmax(prediction.frame_influence))
     image = images.get(result.frame_indices[step])
     if image is None:
         return None
-    lines = [_verdict(prediction), f"frame {result.frame_indices[step]}: score {prediction.frame_scores[step]:.3f}"]
+    lines = [_verdict(prediction),
+             f"frame {result.frame_indices[step]}: influence {prediction.frame_influence[step]:+.3f} "
+             "(P(FAKE) minus P(FAKE) without it)"]
     return _draw(image, crop_boxes[step], prediction.boxes[step], result.maps[step], lines,
                  COLORS.get(prediction.label, (255, 255, 255)), FULL_FRAME_LONG_SIDE)
 
 
 def _timeline_figure(prediction: Prediction) -> Figure:
-    """Each face track's score after each input frame, against the video's frame index."""
+    """Each face track's running score (P(FAKE) after the frames up to t), against the video's frame index."""
     fig, ax = _figure(figsize=(7, 3.5))
     for track in prediction.tracks:
         ax.plot(track.frame_indices, track.frame_scores, marker="o",
@@ -270,7 +313,7 @@ def _timeline_figure(prediction: Prediction) -> Figure:
     ax.axhline(prediction.threshold, color="black", linestyle="--", label=f"threshold {prediction.threshold:g}")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("video frame")
-    ax.set_ylabel("P(FAKE) after this frame")
+    ax.set_ylabel("running P(FAKE), frames up to here")
     ax.set_title(f"{Path(prediction.video).name}: {_verdict(prediction)}", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     return fig
@@ -284,7 +327,7 @@ def _animation_frames(result: Explanation, prediction: Prediction, crop_boxes: n
     for step, index in enumerate(result.frame_indices):
         if index not in images:
             continue
-        lines = [_verdict(prediction), f"frame {index}: score {prediction.frame_scores[step]:.3f}"]
+        lines = [_verdict(prediction), f"frame {index}: running P(FAKE) {prediction.frame_scores[step]:.3f}"]
         frames.append(_draw(images[index], crop_boxes[step], prediction.boxes[step], result.maps[step], lines,
                             color, ANIMATION_LONG_SIDE))
     if not frames:

@@ -51,7 +51,11 @@ class FaceDetector(ABC):
         self.min_score = min_score
 
     def detect(self, image: np.ndarray, long_side: int | None = None) -> list[Detection]:
-        """Faces in an RGB uint8 frame, best score first, detected with the frame scaled to ``long_side``."""
+        """Faces in an RGB uint8 frame, best score first, detected with the frame scaled to ``long_side``.
+
+        A box is the detector's whole face, which may reach past the frame edge: cutting it there
+        first would move the square crop off the face's centre (``crop_square`` pads instead).
+        """
         height, width = image.shape[:2]
         long_side = long_side or self.long_side
         scale = min(1.0, long_side / max(height, width)) if long_side else 1.0
@@ -65,8 +69,9 @@ class FaceDetector(ABC):
         for i in np.argsort(-scores):
             if scores[i] < self.min_score:
                 continue
-            box = np.clip(boxes[i] / scale, 0, [width, height, width, height]).astype(np.float32)
-            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            box = (boxes[i] / scale).astype(np.float32)
+            visible = clip_box(box, width, height)
+            if visible[2] - visible[0] < 2 or visible[3] - visible[1] < 2:
                 continue
             points = None if landmarks is None else (landmarks[i] / scale).astype(np.float32)
             detections.append(Detection(box, float(scores[i]), points))
@@ -224,6 +229,11 @@ def detect_frames(detector: FaceDetector, images: list[np.ndarray], face_size: i
             long_side = full
         results.append(found)
     return results
+
+
+def clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The part of a box inside a width x height frame."""
+    return np.clip(box, 0, [width, height, width, height]).astype(np.float32)
 
 
 def square_box(box: np.ndarray, margin: float) -> np.ndarray:

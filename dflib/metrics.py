@@ -1,6 +1,9 @@
 """Video-level metrics, computed by scikit-learn and returned as plain JSON-ready values.
 
-A video counts as FAKE (label 1) when its score is >= the threshold. Metrics that are undefined
+A video counts as FAKE (label 1) when its score is >= the threshold. The headline is video-level
+ROC AUC, as the literature reports it; ``by_method`` scores each fake source (manipulation method)
+against all REAL videos of the split, the FaceForensics++ protocol, since a dataset's sources
+usually hold one class each. Metrics that are undefined
 for the data given (AUC with one class, precision with no FAKE prediction...) are None with a
 sentence in ``notes``, so a tiny or lopsided evaluation set reports what it cannot measure
 instead of crashing or printing a misleading 0.
@@ -32,6 +35,10 @@ from dflib.io import atomic_write_text
 CLASS_NAMES = ["REAL", "FAKE"]  # index = label, so FAKE = 1 as in every checkpoint
 # Keeps one confidently wrong video from dominating the mean: its loss is capped at -log(1e-7) ~ 16.
 LOG_LOSS_EPS = 1e-7
+EER_TOLERANCE = 1e-9
+
+
+HEADLINE = "roc_auc"
 
 
 def video_metrics(
@@ -39,24 +46,39 @@ def video_metrics(
     p_fake: Sequence[float],
     threshold: float = 0.5,
     groups: Mapping[str, Sequence] | None = None,
+    methods: Sequence | None = None,
 ) -> dict:
-    """Metrics of one evaluation; ``groups`` such as ``{"source": [...]}`` add ``by_source``.
+    """Metrics of one evaluation, one score per video.
 
     ``y_true`` holds 0/1 (or "REAL"/"FAKE") per video and ``p_fake`` the probability of FAKE.
+    ``groups`` such as ``{"source": [...]}`` add ``by_source``: the videos of each value alone.
+    ``methods`` (each video's source or manipulation method) adds ``by_method``: every value that
+    holds FAKE videos, scored as those FAKE videos against all REAL videos.
     """
     y, p = labels_and_scores(y_true, p_fake)
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    metrics = _metrics(y, p, threshold)
+    metrics = {"headline": HEADLINE, **_metrics(y, p, threshold)}
     for name, values in (groups or {}).items():
-        values = list(values)
-        if len(values) != len(y):
-            raise ValueError(f"group {name!r} has {len(values)} values for {len(y)} videos")
-        keys = np.array([str(v) for v in values])
+        keys = _keys(values, len(y), name)
         metrics[f"by_{name}"] = {
             str(key): _metrics(y[keys == key], p[keys == key], threshold) for key in sorted(set(keys))
         }
+    if methods is not None:
+        keys = _keys(methods, len(y), "methods")
+        real = y == 0
+        metrics["by_method"] = {
+            str(key): _metrics(y[real | (keys == key)], p[real | (keys == key)], threshold)
+            for key in sorted(set(keys[~real]))
+        }
     return metrics
+
+
+def _keys(values: Sequence, n: int, name: str) -> np.ndarray:
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"group {name!r} has {len(values)} values for {n} videos")
+    return np.array([str(v) for v in values])
 
 
 def save_metrics(metrics: dict, path: str | os.PathLike) -> Path:
@@ -133,11 +155,13 @@ def _metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
 def _equal_error_rate(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """Where the false-positive and false-negative rates meet, interpolated along the ROC curve.
 
-    The threshold is the highest one at which misses no longer outnumber false alarms.
+    The threshold is the highest one at which misses no longer outnumber false alarms. Rates are
+    ratios of counts, so an exact crossing (1/3 against 1 - 2/3) can differ by one rounding step:
+    the comparison allows for that.
     """
     fpr, tpr, thresholds = roc_curve(y, p, drop_intermediate=False)
     gap = fpr - (1 - tpr)  # starts at -1 (threshold above every score), ends at +1
-    i = int(np.argmax(gap >= 0))
+    i = int(np.argmax(gap >= -EER_TOLERANCE))
     fraction = -gap[i - 1] / (gap[i] - gap[i - 1])
     eer = fpr[i - 1] + fraction * (fpr[i] - fpr[i - 1])
     return float(eer), float(thresholds[i])

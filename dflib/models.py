@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchvision import models as tvm
 from torchvision.models import WeightsEnum
 
@@ -160,43 +161,94 @@ class VideoClassifier(nn.Module):
         stem = next(self.trunk.parameters())
         return stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()
 
-    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) -> (B, T, D): each frame on its own through the trunk, then global average pool."""
+    def frame_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, T, D): each frame on its own through the trunk, then global average pool.
+
+        With ``lengths``, only each video's first ``lengths[b]`` frames go through the trunk (the
+        padding stays zero), so padded frames never enter BatchNorm statistics in training.
+        """
         if x.ndim != 5 or x.shape[2] != 3 or not x.is_floating_point():
             raise ValueError(
                 f"expected float frames shaped (batch, time, 3, height, width), got {x.dtype} {tuple(x.shape)}"
             )
         batch, time = x.shape[:2]
-        frames = x.flatten(0, 1)
+        valid = _valid_steps(lengths, batch, time, x.device)
+        frames = x.flatten(0, 1) if valid is None else x[valid]
         if self._channels_last():
             frames = frames.contiguous(memory_format=torch.channels_last)
-        return self.trunk(frames).mean(dim=(2, 3)).reshape(batch, time, -1)
+        features = self.trunk(frames).mean(dim=(2, 3))
+        if valid is None:
+            return features.reshape(batch, time, -1)
+        return features.new_zeros(batch, time, features.shape[-1]).index_put_((valid,), features)
 
-    def _lstm_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.lstm(self.frame_features(x))
-        return outputs
+    def _lstm_outputs(self, features: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        if lengths is None:
+            return self.lstm(features)[0]
+        packed = pack_padded_sequence(features, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=features.shape[1])[0]
 
-    def readout(self, outputs: torch.Tensor) -> torch.Tensor:
+    def readout(self, outputs: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, H) LSTM outputs -> (B, H); the only read-out, in training and in prediction alike.
 
-        With a bidirectional LSTM, "last" sees only the last frame in the backward direction.
+        With ``lengths`` the padded steps are ignored. With a bidirectional LSTM, "last" sees only
+        the last frame in the backward direction.
         """
-        return outputs[:, -1] if self.config.readout == "last" else outputs.mean(dim=1)
+        if lengths is None:
+            return outputs[:, -1] if self.config.readout == "last" else outputs.mean(dim=1)
+        lengths = lengths.to(outputs.device)
+        if self.config.readout == "last":
+            return outputs[torch.arange(len(outputs), device=outputs.device), lengths - 1]
+        return outputs.sum(dim=1) / lengths.unsqueeze(1).to(outputs.dtype)  # padded steps are zero
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.readout(self._lstm_outputs(x))))
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Video logits; ``lengths`` (B,) gives each video's number of frames when a batch is padded."""
+        return self.logits_from_features(self.frame_features(x, lengths), lengths)
+
+    def logits_from_features(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Video logits (B, 2) from per-frame features (B, T, D): the model after the trunk."""
+        return self.head(self.dropout(self.readout(self._lstm_outputs(features, lengths), lengths)))
 
     def sequence_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, 2): the video head at every step, for per-frame scores.
+        """(B, T, 2): the video head at every step, for the running score over time.
 
         The head is linear, so in eval mode the mean over time equals ``forward`` with readout "mean"
         and the last step equals it with readout "last".
         """
-        return self.head(self.dropout(self._lstm_outputs(x)))
+        return self.head(self.dropout(self._lstm_outputs(self.frame_features(x), None)))
 
 
-def create_model(name: str = "resnext50_lstm", pretrained: str = "none", **overrides) -> VideoClassifier:
-    """Build a registered model; ``overrides`` are ModelConfig fields (hidden_size, readout, ...)."""
+def _valid_steps(lengths: torch.Tensor | None, batch: int, time: int, device) -> torch.Tensor | None:
+    """(B, T) mask of real frames, or None when every video fills all T steps."""
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths)
+    if lengths.shape != (batch,) or int(lengths.min()) < 1 or int(lengths.max()) > time:
+        raise ValueError(f"lengths must be {batch} values in [1, {time}], got {lengths.tolist()}")
+    if int(lengths.min()) == time:
+        return None
+    return torch.arange(time, device=device).unsqueeze(0) < lengths.to(device).unsqueeze(1)
+
+
+def freeze_batchnorm_statistics(model: nn.Module) -> None:
+    """Put every BatchNorm layer in eval mode: it normalises with the (pretrained) running statistics
+    and stops updating them; its scale and shift still train.
+
+    A batch of B videos x T frames of one face each gives batch statistics that are nearly
+    per-video, which fine-tuning from ImageNet statistics does not need. Call after ``model.train()``.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def create_model(name: str = "resnext50_lstm", pretrained: bool | str = "none", **overrides) -> VideoClassifier:
+    """Build a registered model; ``overrides`` are ModelConfig fields (hidden_size, readout, ...).
+
+    ``pretrained`` as in timm and torchvision: False for random init, True for ImageNet weights (an
+    error when they cannot be had offline), or one of ModelConfig.pretrained's strings.
+    """
+    if isinstance(pretrained, bool):
+        pretrained = "imagenet" if pretrained else "none"
     allowed = sorted(f.name for f in fields(ModelConfig) if f.name not in ("name", "pretrained"))
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
@@ -220,12 +272,13 @@ def model_from_config(cfg: ModelConfig) -> VideoClassifier:
 def _initialise_trunk(trunk: nn.Module, head_keys: set[str], spec: Backbone, cfg: ModelConfig) -> str:
     if cfg.pretrained == "none":
         return "random"
-    if cfg.pretrained == "auto":
-        return _imagenet_if_available(trunk, head_keys, spec, cfg.name)
+    if cfg.pretrained in ("auto", "imagenet"):
+        return _imagenet_if_available(trunk, head_keys, spec, cfg.name, required=cfg.pretrained == "imagenet")
     path = Path(cfg.pretrained).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"pretrained weights file not found: {path} (pretrained must be 'auto', 'none' or a state-dict file)"
+            f"pretrained weights file not found: {path} (pretrained must be 'auto', 'imagenet', 'none' or a "
+            "state-dict file)"
         )
     _load_trunk_state(trunk, head_keys, _read_state_dict(path), str(path), cfg.name)
     return f"file:{path}"
@@ -235,13 +288,19 @@ def _in_colab() -> bool:
     return "google.colab" in sys.modules or bool(os.environ.get("COLAB_RELEASE_TAG"))
 
 
-def _imagenet_if_available(trunk: nn.Module, head_keys: set[str], spec: Backbone, name: str) -> str:
+def _imagenet_if_available(trunk: nn.Module, head_keys: set[str], spec: Backbone, name: str,
+                           required: bool = False) -> str:
     """ImageNet weights only without surprise: shipped in a package, already cached, or on Colab
-    where downloading is normal."""
+    where downloading is normal.
+
+    Without them: random init and a warning, or, when ``required``, an error that says how to get them.
+    """
     if not isinstance(spec.weights, WeightsEnum):
         try:
             path = spec.weights()
         except RuntimeError as exc:  # the package is not installed
+            if required:
+                raise RuntimeError(f"ImageNet weights for {name} asked for but not available ({exc})") from exc
             warnings.warn(f"ImageNet weights for {name} not available ({exc}); using random init", stacklevel=2)
             return "random"
         _load_trunk_state(trunk, head_keys, _read_state_dict(path), str(path), name)
@@ -263,12 +322,12 @@ def _imagenet_if_available(trunk: nn.Module, head_keys: set[str], spec: Backbone
         else:
             _load_trunk_state(trunk, head_keys, state, url, name)
             return f"imagenet:{url}"
-    warnings.warn(
-        f"ImageNet weights for {name} not available offline ({reason}); using random init; "
-        f"pass --weights PATH (a torchvision state dict such as {filename} from {url}) "
-        f"or put that file in {cached.parent}",
-        stacklevel=2,
-    )
+    advice = (f"pass --weights PATH (a torchvision state dict such as {filename} from {url}) "
+              f"or put that file in {cached.parent}")
+    if required:
+        raise RuntimeError(f"ImageNet weights for {name} asked for but not available offline ({reason}); {advice}")
+    warnings.warn(f"ImageNet weights for {name} not available offline ({reason}); using random init; {advice}",
+                  stacklevel=2)
     return "random"
 
 

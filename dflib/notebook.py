@@ -37,6 +37,7 @@ VERDICT_COLORS = {"FAKE": "#c62828", "REAL": "#2e7d32"}
 def _choices(config) -> dict[str, list]:
     """Dropdown values: registries are asked directly; the short fixed lists mirror the checks in
     dflib.video, dflib.data and dflib.train."""
+    from dflib.data import CLIP_SAMPLINGS
     from dflib.faces import list_detectors
     from dflib.labels import list_label_formats
     from dflib.models import READOUTS, list_models
@@ -51,7 +52,7 @@ def _choices(config) -> dict[str, list]:
         return {
             "model.name": list_models(),
             "model.readout": list(READOUTS),
-            "clip_sampling": ["random_window", "uniform"],
+            "clip_sampling": list(CLIP_SAMPLINGS),
             "optimizer": ["adamw", "adam"],
             "scheduler": ["cosine", "step", "none"],
             "balance": ["loss_weights", "sampler", "none"],
@@ -156,11 +157,13 @@ class LiveHistory:
 
 
 def metrics_table(metrics: Mapping) -> pd.DataFrame:
-    """One row for all videos and, with several sources, one per source: a drop on one source hides
-    in the overall number."""
-    by_source = metrics.get("by_source", {})
-    parts = {"all videos": metrics, **({f"source: {name}": sub for name, sub in by_source.items()}
-                                       if len(by_source) > 1 else {})}
+    """One row for all videos (ROC AUC there is the headline, video level), one per method (its FAKE
+    videos against every REAL video, as FaceForensics++ reports them) and, with several sources,
+    one per source (its videos alone): a drop on one method hides in the overall number."""
+    by_method, by_source = metrics.get("by_method", {}), metrics.get("by_source", {})
+    parts = {"all videos": metrics,
+             **{f"method: {name} vs all REAL": sub for name, sub in by_method.items()},
+             **({f"source: {name}": sub for name, sub in by_source.items()} if len(by_source) > 1 else {})}
     table = pd.DataFrame.from_dict(
         {name: {key: part.get(key) for key in METRIC_COLUMNS} for name, part in parts.items()}, orient="index"
     )

@@ -1,10 +1,13 @@
 """FAKE or REAL for new videos, made exactly the way the checkpoint's training data was made.
 
 The face crops come from ``dflib.preprocess.process_video`` with the preprocessing settings the
-checkpoint recorded, and the model input from ``dflib.data.choose_frames``/``clip_to_tensor`` as in
-evaluation, so training and prediction cannot drift apart. Each video goes through the model on
-its own, in eval mode: its score never depends on the other videos of a batch. A video without a
-face is NO_FACE and an unreadable one ERROR, each with its reason; neither is ever guessed REAL.
+checkpoint recorded (min_frames included), and the model input from ``dflib.data.choose_frames``/
+``clip_to_tensor`` as in evaluation, so training and prediction cannot drift apart. By default the
+main face is scored, as training saw it; ``all_tracks`` scores every face track and calls the video
+FAKE if any is. ``dflib evaluate`` applies the same policy (``scored_tracks``). Each video goes
+through the model on its own, in eval mode: its score never depends on the other videos of a
+batch. A video without a usable face is NO_FACE and an unreadable one ERROR, each with its reason;
+neither is ever guessed REAL.
 """
 from __future__ import annotations
 
@@ -33,16 +36,27 @@ from dflib.video import VideoError
 FAKE, REAL, NO_FACE, ERROR = "FAKE", "REAL", "NO_FACE", "ERROR"
 STATUS = {FAKE: "ok", REAL: "ok", NO_FACE: "no_face", ERROR: "error"}
 CSV_COLUMNS = ("filename", "label", "p_fake", "confidence", "faces", "status", "reason")
+MAIN_TRACK = 0
+
+
+def scored_tracks(tracks: list[int], all_tracks: bool) -> list[int]:
+    """The face tracks (numbered by rank, 0 = the main face) a video's verdict rests on; the
+    verdict is their highest P(FAKE). Shared by prediction and evaluation."""
+    return sorted(tracks) if all_tracks else [track for track in tracks if track == MAIN_TRACK]
+
+
+def track_policy(all_tracks: bool) -> str:
+    return "every face track, the most suspicious decides" if all_tracks else "main face track only"
 
 
 @dataclass
 class TrackScore:
     """One face track: its own score, and the frames the model saw."""
 
-    track: int
+    track: int  # rank of the track in the video (0: the main face)
     p_fake: float
-    frame_scores: list[float]  # P(FAKE) of the video head after each input frame (sequence_logits)
-    frame_indices: list[int]  # video frame index of each input frame (repeats when the track is short)
+    frame_scores: list[float]  # running score: P(FAKE) of the video head after each input frame
+    frame_indices: list[int]  # video frame index of each input frame, each frame once
     boxes: list[list[float]]  # face box x1, y1, x2, y2 in frame pixels, per input frame
     frames_used: int  # face crops in the track, before choosing the model's input frames
 
@@ -53,17 +67,19 @@ class Prediction:
 
     video: str
     label: str  # FAKE, REAL, NO_FACE or ERROR
-    p_fake: float | None = None  # of the most suspicious face track
+    p_fake: float | None = None  # of the deciding face track
     confidence: float | None = None  # probability of ``label``; None for NO_FACE and ERROR
     threshold: float = 0.5
     reason: str = ""
-    frame_scores: list[float] = field(default_factory=list)  # of the deciding track
+    frame_scores: list[float] = field(default_factory=list)  # running score of the deciding track
     frame_indices: list[int] = field(default_factory=list)
     boxes: list[list[float]] = field(default_factory=list)
-    faces: int = 0  # face tracks found
+    faces: int = 0  # face tracks scored
     tracks: list[TrackScore] = field(default_factory=list)
-    track: int | None = None  # the deciding (most suspicious) track, whose frames are shown
+    track: int | None = None  # rank of the deciding track (0: the main face), whose frames are shown
     fake_track: int | None = None  # the track that made the video FAKE
+    frame_influence: list[float] = field(default_factory=list)  # explanations only: P(FAKE) minus P(FAKE)
+    # with that input frame left out, per input frame of the deciding track
     frames_used: int = 0  # face crops of the deciding track
     frames_sampled: int = 0  # frames decoded from the video
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
@@ -99,6 +115,7 @@ class TrackInput:
     clip: FaceClip
     chosen: np.ndarray  # positions in the clip of the model's input frames
     frames: torch.Tensor  # (T, 3, size, size) normalised, on the CPU
+    features: torch.Tensor  # (T, D) the trunk's per-frame features, on the model's device
 
 
 @lru_cache(maxsize=4)
@@ -115,8 +132,9 @@ class Predictor:
     ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``.
     """
 
-    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = True):
+    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = False):
         from dflib.checkpoint import load_model
+        from dflib.preprocess import LEGACY_CROP_RULE
 
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -137,10 +155,15 @@ class Predictor:
         if not recorded:
             warnings.warn("the checkpoint does not record how its training faces were cropped: "
                           "using the default preprocessing, which may not match", stacklevel=2)
-        # A short clip still gets a verdict; frames_used in the result says how little it rested on.
+        self.all_tracks = bool(all_tracks)
+        # Exactly the recorded preprocessing (min_frames included: no verdict on fewer face frames than
+        # training ever saw; a checkpoint from before crop_rule keeps its rule); scoring every face
+        # needs every track kept.
+        recorded = {"crop_rule": LEGACY_CROP_RULE, **recorded} if recorded else {}
         # The 68 landmarks only shape training's pseudo-fakes: the model never sees them.
-        self.preprocess = dataclasses.replace(from_dict(PreprocessConfig, recorded), all_tracks=all_tracks,
-                                              min_frames=1, landmarks68=False)
+        self.preprocess = dataclasses.replace(from_dict(PreprocessConfig, recorded), landmarks68=False)
+        if self.all_tracks:
+            self.preprocess = dataclasses.replace(self.preprocess, all_tracks=True)
         self.detector = _detector(self.preprocess.detector, self.preprocess.detect_long_side,
                                   self.preprocess.min_face_score)
 
@@ -163,26 +186,30 @@ class Predictor:
             return result, []
         result.frames_sampled = row.sampled
         result.timings.update(decode=row.decode_s, detect=row.detect_s, crop=row.crop_s)
+        wanted = scored_tracks([clip.meta["track"] for clip in clips], self.all_tracks)
+        clips = [clip for clip in clips if clip.meta["track"] in wanted]
         if not clips:
-            result.label, result.reason = NO_FACE, row.reason
+            result.label, result.reason = NO_FACE, row.reason or (
+                f"the main face is in too few frames (min_frames={self.preprocess.min_frames}); other faces "
+                "have enough: --all-tracks scores them")
             result.timings["total"] = time.perf_counter() - started
             return result, []
 
         model_started = time.perf_counter()
         inputs, scores = [], []
-        for number, clip in enumerate(clips):
+        for clip in clips:
             chosen = choose_frames(len(clip), self.frames, "uniform")
             frames = clip_to_tensor(clip.crops[chosen], self.size)
-            frame_p, video_p = self._scores(frames)
+            features, frame_p, video_p = self._scores(frames)
             face_boxes = np.asarray(clip.meta.get("face_boxes", clip.boxes), dtype=np.float64)
-            inputs.append(TrackInput(clip, chosen, frames))
+            inputs.append(TrackInput(clip, chosen, frames, features))
             scores.append(TrackScore(
-                track=number, p_fake=video_p, frame_scores=frame_p,
+                track=clip.meta["track"], p_fake=video_p, frame_scores=frame_p,
                 frame_indices=np.asarray(clip.frame_indices)[chosen].tolist(),
                 boxes=face_boxes[chosen].tolist(), frames_used=len(clip)))
         result.timings["model"] = time.perf_counter() - model_started
 
-        # The video is FAKE if any face is: the most suspicious track decides and is reported.
+        # With every face scored, the video is FAKE if any face is: the most suspicious track decides.
         deciding = max(scores, key=lambda track: track.p_fake)
         result.p_fake = deciding.p_fake
         result.label = FAKE if deciding.p_fake >= self.threshold else REAL
@@ -196,15 +223,16 @@ class Predictor:
         return result, inputs
 
     @torch.inference_mode()
-    def _scores(self, frames: torch.Tensor) -> tuple[list[float], float]:
-        """Per-step and video P(FAKE) from one forward pass of this video alone."""
-        steps = self.model.sequence_logits(frames.unsqueeze(0).to(self.device))
+    def _scores(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[float], float]:
+        """Per-frame features, running P(FAKE) and video P(FAKE) from one pass of this video alone."""
+        features = self.model.frame_features(frames.unsqueeze(0).to(self.device))
+        steps = self.model.head(self.model.lstm(features)[0])
         # The head is linear and dropout is off in eval mode, so the read-out of the step logits
         # is exactly the video logits of forward(): one pass gives both.
         video = self.model.readout(steps)
         frame_p = torch.softmax(steps[0].float(), dim=-1)[:, self.fake_index]
         video_p = torch.softmax(video[0].float(), dim=-1)[self.fake_index]
-        return frame_p.cpu().tolist(), float(video_p)
+        return features[0], frame_p.cpu().tolist(), float(video_p)
 
 
 def predict(video_path, checkpoint, **options) -> Prediction:

@@ -28,6 +28,7 @@ from dflib.cropfile import SUFFIX, FaceClip, contact_sheet, save_clip
 from dflib.faces import (
     FaceDetector,
     Landmarks68,
+    clip_box,
     create_detector,
     crop_square,
     detect_frames,
@@ -41,12 +42,16 @@ from dflib.video import VideoError, VideoReader, sample_indices
 
 MANIFEST = "manifest.csv"
 CONFIG_FILE = "preprocess_config.json"
+CROP_RULES = ("centred", "clipped")
+# Outputs and checkpoints made before crop_rule existed were cut at the frame edge first.
+LEGACY_CROP_RULE = "clipped"
 CROPS_DIR = "crops"
 RECORDS_DIR = "records"
 PREVIEWS_DIR = "previews"
 # Settings that change what a crop file holds: a rerun with other values must not mix outputs.
-OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "size", "margin", "detector", "detect_long_side", "detect_face_size",
-                   "min_face_score", "min_frames", "max_gap", "track_iou", "all_tracks", "landmarks68")
+OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "size", "margin", "crop_rule", "detector", "detect_long_side", "detect_face_size",
+                   "min_face_score", "min_frames", "max_gap", "track_iou", "all_tracks",
+                   "landmarks68")
 
 
 @dataclass
@@ -136,11 +141,16 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
 
     started = time.perf_counter()
     clips = []
-    for track in tracks if cfg.all_tracks else tracks[:1]:
+    # A clip is numbered by its track's rank (0: the main face), kept or not, so track 0 always
+    # means the main face whichever tracks had enough frames.
+    for rank, track in enumerate(tracks if cfg.all_tracks else tracks[:1]):
         filled = fill_gaps(track, cfg.max_gap)
         if len(filled.positions) < cfg.min_frames:
             continue
-        crop_boxes = np.stack([square_box(box, cfg.margin) for box in filled.boxes])
+        face_boxes = filled.boxes
+        if cfg.crop_rule == "clipped":
+            face_boxes = np.stack([clip_box(box, info.width, info.height) for box in face_boxes])
+        crop_boxes = np.stack([square_box(box, cfg.margin) for box in face_boxes])
         crops = np.stack([crop_square(images[p], box, cfg.size) for p, box in zip(filled.positions, crop_boxes)])
         landmarks = np.stack([landmarks_in_crop(points, box, cfg.size)
                               for points, box in zip(filled.landmarks, crop_boxes)])
@@ -153,8 +163,8 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
             crops=crops, frame_indices=frame_indices, timestamps=reader.timestamps(frame_indices),
             boxes=crop_boxes, scores=filled.scores, landmarks=landmarks, interpolated=filled.interpolated,
             meta={"video": str(path), "width": info.width, "height": info.height, "fps": info.fps,
-                  "n_frames": info.n_frames, "rotation": info.rotation, "face_boxes": filled.boxes.tolist(),
-                  "preprocess": to_dict(cfg)}, landmarks68=dense))
+                  "n_frames": info.n_frames, "rotation": info.rotation, "face_boxes": face_boxes.tolist(),
+                  "track": rank, "preprocess": to_dict(cfg)}, landmarks68=dense))
     row.crop_s = time.perf_counter() - started
     if not clips:
         row.status = "skipped"
@@ -185,7 +195,8 @@ def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[Manife
     try:
         clips, row = process_video(Path(cfg.videos) / filename, cfg, _worker_detector, _worker_landmarks68)
         rows = []
-        for track, clip in enumerate(clips):
+        for clip in clips:
+            track = clip.meta["track"]
             clip.meta["label"] = label_row.label if label_row else ""
             save_clip(out / output_name(filename, track), clip)
             rows.append(ManifestRow(**{**row.__dict__, "track": track, "frames": len(clip),
@@ -240,11 +251,22 @@ def _check_paths(cfg: PreprocessConfig) -> tuple[Path, Path]:
     return videos, out
 
 
+def check_settings(cfg: PreprocessConfig) -> None:
+    """Refuse, before any work, settings under which no video could ever be kept."""
+    if cfg.sampling in ("uniform", "first") and cfg.frames < cfg.min_frames:
+        raise ValueError(f"--frames {cfg.frames} samples fewer frames than --min-frames {cfg.min_frames} needs with "
+                         "a face, so every video would be skipped: raise --frames or lower --min-frames")
+    if cfg.min_frames < 1:
+        raise ValueError(f"--min-frames must be at least 1, got {cfg.min_frames}")
+    if cfg.crop_rule not in CROP_RULES:
+        raise ValueError(f"--crop-rule must be one of {', '.join(CROP_RULES)}, not {cfg.crop_rule!r}")
+
+
 def _check_previous_settings(cfg: PreprocessConfig, out: Path) -> None:
     saved = out / CONFIG_FILE
     if cfg.overwrite or not saved.exists():
         return
-    previous = json.loads(saved.read_text())
+    previous = {"crop_rule": LEGACY_CROP_RULE, **json.loads(saved.read_text())}
     changed = [name for name in OUTPUT_SETTINGS if name in previous and previous[name] != getattr(cfg, name)]
     if changed:
         detail = ", ".join(f"{name} {previous[name]!r} -> {getattr(cfg, name)!r}" for name in changed)
@@ -332,6 +354,7 @@ def _run_in_pool(tasks: list, cfg: PreprocessConfig) -> Iterator[list[ManifestRo
 
 def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     """Preprocess every video under ``cfg.videos`` into ``cfg.out``; resumes a killed run."""
+    check_settings(cfg)
     videos, out = _check_paths(cfg)
     cfg = PreprocessConfig(**{**to_dict(cfg), "videos": str(videos), "out": str(out)})
     create_detector(cfg.detector, cfg.detect_long_side, cfg.min_face_score)  # fail fast on a bad detector name

@@ -39,11 +39,13 @@ from dflib.data import (
     ClipRow,
     VideoClipDataset,
     class_weights,
+    collate_clips,
+    expected_class_counts,
     make_splits,
     read_manifest,
 )
 from dflib.io import atomic_write_text, clean_partial_files
-from dflib.models import model_from_config, resolve_device
+from dflib.models import freeze_batchnorm_statistics, model_from_config, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +116,16 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
         clean_partial_files(run_dir, RUN_FILES)  # half-written temporaries of a run killed while saving
     data_dir = Path(cfg.data)
     show = progress and proc.main
-    _seed_everything(cfg.seed)
+    # Each process its own stream (dropout masks, init before DDP copies rank 0's weights); data
+    # randomness is keyed on (seed, epoch, clip, draw) and does not depend on it.
+    _seed_everything(cfg.seed + proc.rank)
     device = _device(cfg.device, proc)
     rows = read_manifest(data_dir)
     splits = _splits(rows, cfg, run_dir, ckpt, proc)
     train_set, val_set, sampler, loss_weights = _datasets(rows, splits, cfg, device, proc, show)
     loader_options = dict(
         batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=device.type == "cuda",
-        worker_init_fn=_worker_init,
+        worker_init_fn=_worker_init, collate_fn=collate_clips,
     )
     train_loader = DataLoader(train_set, sampler=sampler, **loader_options)
     # Each process validates its own share, without the padding DistributedSampler would add.
@@ -149,7 +153,7 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     monitor = "val_auc" if len(set(val_set.labels)) == 2 else "val_loss"
     if monitor == "val_loss":
         warnings.warn("validation holds one class only: AUC is undefined, best.pt is chosen on validation loss")
-    best_metric, best_epoch, start_epoch = None, 0, 0
+    best_metric, best_loss, best_epoch, start_epoch = None, None, 0, 0
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer_state"])
         scheduler.load_state_dict(ckpt["scheduler_state"])
@@ -157,7 +161,8 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
             scaler.load_state_dict(ckpt["scaler_state"])
         history = list(ckpt["history"])
         start_epoch, best_metric, best_epoch = ckpt["epoch"], ckpt["best_metric"], ckpt["best_epoch"]
-        _restore_rng(ckpt["rng_state"])
+        best_loss = ckpt.get("best_val_loss")
+        _restore_rng(ckpt["rng_state"], proc)
     # A resumed run keeps describing the crops it was trained on, even if DATA changed since.
     preprocess = ckpt["preprocess"] if ckpt is not None else _preprocess_config(data_dir)
     if proc.main:
@@ -186,9 +191,10 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
             "seconds": time.perf_counter() - started,
         }
         history.append(record)
-        improved = _improved(record[monitor], best_metric, monitor)
+        improved = _improved(record, monitor, best_metric, best_loss)
         if improved:
-            best_metric, best_epoch = record[monitor], epoch + 1
+            best_metric, best_loss, best_epoch = record[monitor], record["val_loss"], epoch + 1
+        rng_states = _gather_rng_states(proc)
         if proc.main:
             state = {
                 "model_state": model.state_dict(),
@@ -202,6 +208,7 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
                 "epoch": epoch + 1,
                 "history": history,
                 "best_metric": best_metric,
+                "best_val_loss": best_loss,
                 "best_epoch": best_epoch,
                 "monitor": monitor,
                 "splits": dict(splits),
@@ -215,7 +222,7 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
                 "optimizer_state": optimizer.state_dict(),
                 "scheduler_state": scheduler.state_dict(),
                 "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
-                "rng_state": _rng_state(),
+                "rng_state": rng_states,
             }, run_dir / "last.pt")
             _write_history(history, run_dir)
             if show:
@@ -282,6 +289,8 @@ def _datasets(rows, splits, cfg: TrainConfig, device, proc: _Process, show: bool
             f"(val_fraction={cfg.val_fraction}, {len(rows)} usable clips)"
         )
     weights = _report_balance(train_rows, val_rows, rows, splits, cfg, show)
+    if not 0 <= cfg.pseudo_fakes <= 1:
+        raise ValueError(f"--pseudo-fakes must be a probability in [0, 1], got {cfg.pseudo_fakes}")
     train_set = VideoClipDataset(
         cfg.data, train_rows, cfg.frames, cfg.size, train=True, augment=cfg.augment,
         pseudo_fakes=cfg.pseudo_fakes, seed=cfg.seed, sampling=cfg.clip_sampling,
@@ -292,7 +301,7 @@ def _datasets(rows, splits, cfg: TrainConfig, device, proc: _Process, show: bool
     val_set = VideoClipDataset(cfg.data, val_rows, cfg.frames, cfg.size, train=False, seed=cfg.seed,
                                fake_copies=only_real, pseudo_fake_landmarks=cfg.pseudo_fake_landmarks)
     if cfg.balance == "sampler":
-        sample_weights = weights[torch.tensor(train_set.labels)]
+        sample_weights = balanced_sampling_weights(train_set.labels, cfg.pseudo_fakes)
         sampler = WeightedDistributedSampler(train_set, sample_weights, proc.world, proc.rank, seed=cfg.seed)
         return train_set, val_set, sampler, None
     sampler = DistributedSampler(train_set, proc.world, proc.rank, shuffle=True, seed=cfg.seed)
@@ -336,9 +345,29 @@ def _barrier(proc: _Process) -> None:
         dist.barrier()
 
 
+def balanced_sampling_weights(labels: list[int], pseudo_fakes: float) -> torch.Tensor:
+    """Per-clip draw weights that make REAL and FAKE equally likely once REAL clips turn into
+    pseudo-fakes with probability p: n_fake * w_fake = (1 - 2p) * n_real * w_real. Where no
+    weights can (p >= 0.5 with FAKE clips, or one class only), an error says what to use instead."""
+    labels_t = torch.tensor(labels)
+    n_fake = int((labels_t == LABELS["FAKE"]).sum())
+    n_real = len(labels) - n_fake
+    p = pseudo_fakes
+    if n_real and not n_fake and p == 0.5:
+        return torch.ones(len(labels), dtype=torch.float64)
+    if not n_real or not n_fake or p >= 0.5:
+        raise ValueError(
+            f"--balance sampler cannot make REAL and FAKE equally likely with {n_real} REAL and {n_fake} FAKE "
+            f"training clips and --pseudo-fakes {p:g} (a drawn REAL clip becomes FAKE with that probability); "
+            "use --balance loss_weights, or a --pseudo-fakes below 0.5")
+    per_class = {LABELS["REAL"]: 1 / n_real, LABELS["FAKE"]: (1 - 2 * p) / n_fake}
+    return torch.tensor([per_class[label] for label in labels], dtype=torch.float64)
+
+
 def _report_balance(train_rows, val_rows, rows, splits, cfg: TrainConfig, show: bool) -> torch.Tensor:
-    """Tell the user how skewed the classes are, and return REAL/FAKE weights (inverse frequency)."""
-    weights = class_weights(train_rows)
+    """Tell the user how skewed the classes are, and return REAL/FAKE loss weights: inverse
+    frequencies of the labels training will see, pseudo-fakes included."""
+    weights = class_weights(train_rows, cfg.pseudo_fakes)
     if cfg.balance not in ("loss_weights", "sampler", "none"):
         raise ValueError(f"balance must be loss_weights, sampler or none, not {cfg.balance!r}")
 
@@ -347,8 +376,12 @@ def _report_balance(train_rows, val_rows, rows, splits, cfg: TrainConfig, show: 
         return f"{len(part)} clips ({len(part) - fake} REAL, {fake} FAKE, {100 * fake / len(part):.0f}% FAKE)"
 
     test = sum(splits.get(row.filename) == "test" for row in rows)
+    expected = ""
+    if cfg.pseudo_fakes:
+        real, fake = expected_class_counts(train_rows, cfg.pseudo_fakes)
+        expected = f" (with pseudo-fakes about {real:.0f} REAL, {fake:.0f} FAKE per epoch)"
     message = (
-        f"train: {counts(train_rows)}; val: {counts(val_rows)}; test: {test} clips kept out of training; "
+        f"train: {counts(train_rows)}{expected}; val: {counts(val_rows)}; test: {test} clips kept out of training; "
         f"balance={cfg.balance}"
         + (f" (REAL weight {weights[0]:.2f}, FAKE weight {weights[1]:.2f})" if cfg.balance != "none" else "")
     )
@@ -400,10 +433,12 @@ def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
 
 def _train_epoch(net, loader, optimizer, scheduler, scaler, loss_weights, cfg, device, amp_dtype, proc, desc, show):
     net.train()
+    if cfg.freeze_batchnorm:
+        freeze_batchnorm_statistics(net)
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # weighted loss, weight, correct, count
     batches = len(loader)
     bar = tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True)
-    for i, (frames, labels, _) in enumerate(bar):
+    for i, (frames, labels, _, lengths) in enumerate(bar):
         frames = frames.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         group_start = i - i % cfg.accumulate
@@ -412,7 +447,7 @@ def _train_epoch(net, loader, optimizer, scheduler, scaler, loss_weights, cfg, d
         sync = contextlib.nullcontext() if stepping or proc.world == 1 else net.no_sync()
         with sync:
             with _autocast(device, amp_dtype):
-                logits = net(frames)
+                logits = net(frames, lengths)
             loss_sum, weight_sum = _weighted_loss(logits.float(), labels, loss_weights)
             scaler.scale(loss_sum / weight_sum / group_size).backward()
         if stepping:
@@ -445,9 +480,9 @@ def _validate(model, loader, loss_weights, device, amp_dtype, proc, show) -> dic
     """Loss, accuracy and AUC over the whole validation set, identical on every process."""
     model.eval()
     outputs = []
-    for frames, labels, indices in tqdm(loader, desc="validation", disable=not show, leave=False):
+    for frames, labels, indices, lengths in tqdm(loader, desc="validation", disable=not show, leave=False):
         with _autocast(device, amp_dtype):
-            logits = model(frames.to(device, non_blocking=True))
+            logits = model(frames.to(device, non_blocking=True), lengths)
         outputs += zip(indices.tolist(), logits.float().cpu().tolist(), labels.tolist())
     if proc.world > 1:
         gathered = [None] * proc.world
@@ -474,12 +509,18 @@ def _sync_buffers(model: torch.nn.Module, proc: _Process) -> None:
             dist.broadcast(buffer, 0)
 
 
-def _improved(value: float, best: float | None, monitor: str) -> bool:
+def _improved(record: dict, monitor: str, best: float | None, best_loss: float | None) -> bool:
+    """A higher validation AUC (or lower loss), or the same AUC at a lower validation loss: on
+    pseudo-fake validation AUC easily reaches 1.0 early, and the first epoch to get there is
+    rarely the best model."""
+    value = record[monitor]
     if math.isnan(value):
         return False
     if best is None:
         return True
-    return value > best if monitor == "val_auc" else value < best
+    if monitor == "val_loss":
+        return value < best
+    return value > best or (value == best and best_loss is not None and record["val_loss"] < best_loss)
 
 
 def _preprocess_config(data_dir: Path) -> dict:
@@ -503,9 +544,10 @@ class WeightedDistributedSampler(DistributedSampler):
         self.weights = weights.double()
 
     def __iter__(self):
+        """(clip index, draw number) pairs: a clip drawn twice in an epoch gets two different draws."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator)
-        return iter(drawn[self.rank : self.total_size : self.num_replicas].tolist())
+        drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator).tolist()
+        return iter((index, draw) for draw, index in enumerate(drawn) if draw % self.num_replicas == self.rank)
 
 
 def _rng_state() -> dict:
@@ -520,7 +562,23 @@ def _rng_state() -> dict:
     }
 
 
-def _restore_rng(state: dict) -> None:
+def _gather_rng_states(proc: _Process) -> list[dict]:
+    """Every process's RNG state, in rank order, so a resumed DDP run continues each stream exactly."""
+    state = _rng_state()
+    if proc.world == 1:
+        return [state]
+    gathered = [None] * proc.world
+    dist.all_gather_object(gathered, state)
+    return gathered
+
+
+def _restore_rng(states: list[dict] | dict, proc: _Process) -> None:
+    states = [states] if isinstance(states, dict) else states  # one state: a checkpoint from before DDP states
+    if len(states) != proc.world:
+        warnings.warn(f"the run was saved by {len(states)} process(es) and resumes with {proc.world}: "
+                      "random streams go on from the seed, so the rest of the run is not bit-identical")
+        return
+    state = states[proc.rank]
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])

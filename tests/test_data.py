@@ -33,31 +33,32 @@ def test_pure_red_normalises_with_rgb_statistics():
     assert torch.allclose(clip_to_tensor(red, 8).mean(dim=(0, 2, 3)), torch.tensor(expected), atol=1e-5)
 
 
-def test_uniform_frames_span_the_whole_clip():
+def test_uniform_frames_take_the_middle_of_equal_bins():
     chosen = choose_frames(100, 20, "uniform")
-    assert len(chosen) == 20 and chosen[0] == 0 and chosen[-1] == 99
-    assert np.all(np.diff(chosen) > 0)
+    assert chosen.tolist() == list(range(2, 100, 5))
     assert np.array_equal(chosen, choose_frames(100, 20, "uniform"))
 
 
-def test_short_clip_is_stretched_in_order_not_an_error():
-    for mode in ("uniform", "random_window"):
-        chosen = choose_frames(3, 8, mode, np.random.default_rng(0))
-        assert len(chosen) == 8
-        assert set(chosen.tolist()) == {0, 1, 2} and np.all(np.diff(chosen) >= 0)
+def test_short_clip_is_a_shorter_sequence_never_a_repeated_crop():
+    for mode in ("uniform", "jitter"):
+        assert choose_frames(3, 8, mode, np.random.default_rng(0)).tolist() == [0, 1, 2]
+        assert choose_frames(8, 8, mode, np.random.default_rng(0)).tolist() == list(range(8))
     with pytest.raises(ValueError):
         choose_frames(0, 4, "uniform")
     with pytest.raises(ValueError, match="unknown frame sampling"):
         choose_frames(10, 4, "first")
 
 
-def test_random_window_is_contiguous_and_varies():
-    starts = set()
-    for seed in range(20):
-        chosen = choose_frames(30, 5, "random_window", np.random.default_rng(seed))
-        assert np.array_equal(chosen, np.arange(chosen[0], chosen[0] + 5)) and chosen[-1] < 30
-        starts.add(int(chosen[0]))
-    assert len(starts) > 3
+def test_training_clips_keep_the_evaluation_span_and_stride():
+    """60 crops, 20 frames: evaluation steps 3 crops at a time, and so must training."""
+    evaluation = choose_frames(60, 20, "uniform")
+    phases = set()
+    for seed in range(30):
+        chosen = choose_frames(60, 20, "jitter", np.random.default_rng(seed))
+        assert np.array_equal(np.diff(chosen), np.diff(evaluation))
+        assert abs(int(chosen[0]) - int(evaluation[0])) < 3 and chosen[-1] < 60
+        phases.add(int(chosen[0]))
+    assert phases == {0, 1, 2}
 
 
 def test_augmentation_is_the_same_on_every_frame():
@@ -181,6 +182,24 @@ def test_class_weights_follow_the_imbalance(tmp_path):
     weights = class_weights(rows)
     assert weights[0] / weights[1] == pytest.approx(17 / 3)
     assert float(weights.mean()) == pytest.approx(1.0)
+
+
+def test_class_weights_count_pseudo_fakes_as_fake(tmp_path):
+    rows = read_manifest(make_data_dir(tmp_path, n_real=10, n_fake=10, extra_rows=False))
+    # Half the REAL clips become FAKE: 5 REAL against 15 FAKE per epoch.
+    weights = class_weights(rows, pseudo_fakes=0.5)
+    assert weights[0] / weights[1] == pytest.approx(3.0)
+    assert class_weights(rows[:10], pseudo_fakes=0.5).tolist() == pytest.approx([1.0, 1.0])  # 10 REAL only
+
+
+def test_each_draw_of_a_clip_gets_its_own_frames_and_augmentation(tmp_path):
+    data = make_data_dir(tmp_path, n_real=2, n_fake=2, frames=12, size=32, extra_rows=False)
+    dataset = VideoClipDataset(data, read_manifest(data), frames=4, size=32, train=True, augment=ALL_ON,
+                               pseudo_fakes=0.5, seed=3)
+    draws = [dataset[(0, draw)][0] for draw in range(4)]
+    assert torch.equal(dataset[(0, 2)][0], draws[2])  # a draw is reproducible
+    assert all(not torch.equal(draws[0], other) for other in draws[1:])
+    assert torch.equal(dataset[0][0], draws[0])  # a plain index is draw 0
 
 
 def test_colour_jitter_does_what_its_parameters_say():

@@ -35,12 +35,14 @@ def test_test_split_metrics_and_files(checkpoint, data, tmp_path):
     result = evaluate(checkpoint, data, split="test", out=out, progress=False, device="cpu")
     expected = sorted(name for name, split in SPLITS.items() if split == "test" and name != "gone.mp4")
     assert sorted(result.scores["filename"]) == expected
-    assert list(result.scores.columns) == ["filename", "label", "p_fake", "source", "split"]
+    assert list(result.scores.columns) == ["filename", "label", "p_fake", "track", "source", "split"]
     assert set(result.scores["split"]) == {"test"} and set(result.scores["source"]) == {"synthetic"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"split", "checkpoint", "n", "n_real", "n_fake", "accuracy", "balanced_accuracy", "roc_auc",
             "average_precision", "eer", "log_loss", "confusion", "precision", "recall", "f1", "by_source",
-            "notes"} <= set(metrics)
+            "by_method", "headline", "track_policy", "notes"} <= set(metrics)
+    assert metrics["headline"] == "roc_auc" and metrics["track_policy"] == "main face track only"
+    assert metrics["by_method"]["synthetic"]["n"] == 4
     assert metrics["split"] == "test" and (metrics["n"], metrics["n_real"], metrics["n_fake"]) == (4, 2, 2)
     assert metrics["by_source"]["synthetic"]["n"] == 4
     assert any("gone.mp4" in note for note in metrics["notes"])
@@ -50,6 +52,7 @@ def test_test_split_metrics_and_files(checkpoint, data, tmp_path):
         assert (out / name).stat().st_size > 0
     assert set(result.figures) == {"confusion", "roc", "histogram", "history"}
     assert "split 'test': 4 videos (2 REAL, 2 FAKE)" in result.text()
+    assert "video-level ROC AUC" in result.text().splitlines()[1]
 
 
 def test_scores_are_the_uniform_frames_forward(checkpoint, data):
@@ -81,7 +84,7 @@ def test_empty_split_names_the_split_and_the_counts(tmp_path, data):
         evaluate(path, data, split="validation", progress=False)
 
 
-def test_several_tracks_score_as_the_most_suspicious(tmp_path, checkpoint):
+def test_track_policy_is_the_one_predict_uses(tmp_path, checkpoint):
     root = make_data_dir(tmp_path / "data", n_real=2, n_fake=2, frames=6, size=32, extra_rows=False)
     save_clip(root / "crops/real_000.mp4.track1.npz", synthetic_clip("FAKE", 6, 32, np.random.default_rng(5)))
     with open(root / "manifest.csv", "a", newline="") as handle:
@@ -96,9 +99,18 @@ def test_several_tracks_score_as_the_most_suspicious(tmp_path, checkpoint):
         with torch.no_grad():
             per_track.append(float(torch.softmax(model(frames.unsqueeze(0))[0], -1)[1]))
     assert per_track[0] != per_track[1]
-    scores = evaluate((model, ckpt), root, split="all", progress=False).scores
-    assert len(scores) == 4
-    assert scores.set_index("filename").loc["real_000.mp4", "p_fake"] == pytest.approx(max(per_track), abs=1e-6)
+    main_only = evaluate((model, ckpt), root, split="all", progress=False).scores.set_index("filename")
+    assert len(main_only) == 4 and main_only.loc["real_000.mp4", "p_fake"] == pytest.approx(per_track[0], abs=1e-6)
+    with pytest.raises(ValueError, match="--all-tracks needs every face track.*preprocess --all-tracks"):
+        evaluate((model, ckpt), root, split="all", progress=False, all_tracks=True)
+
+    config = json.loads((root / "preprocess_config.json").read_text())
+    (root / "preprocess_config.json").write_text(json.dumps({**config, "all_tracks": True}))
+    every = evaluate((model, ckpt), root, split="all", progress=False, all_tracks=True)
+    scores = every.scores.set_index("filename")
+    assert scores.loc["real_000.mp4", "p_fake"] == pytest.approx(max(per_track), abs=1e-6)
+    assert scores.loc["real_000.mp4", "track"] == int(np.argmax(per_track))
+    assert every.metrics["track_policy"].startswith("every face track")
 
 
 def test_cli_evaluate(checkpoint, data, tmp_path, capsys):
@@ -107,3 +119,5 @@ def test_cli_evaluate(checkpoint, data, tmp_path, capsys):
     assert "split 'test'" in capsys.readouterr().out and (out / "metrics.json").is_file()
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out),
                  "--split", "nope", "--quiet"]) == 2
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--quiet"]) == 2
+    assert "--out is required" in capsys.readouterr().err

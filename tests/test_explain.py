@@ -1,4 +1,6 @@
 import argparse
+import copy
+import json
 
 import av
 import cv2
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 
 import dflib.explanation
 from dflib.config import PredictConfig
-from dflib.explanation import explain, grad_cam_maps, raw_grad_cam, write_animation
+from dflib.explanation import explain, frame_influence, grad_cam_maps, raw_grad_cam, write_animation
 from dflib.models import create_model
 from dflib.prediction import Predictor, predict_cli
 from tiny_checkpoint import tiny_checkpoint
@@ -28,13 +30,14 @@ def explained(predictor, face_video, tmp_path_factory):
     return explain(face_video, predictor, out_dir=out), out
 
 
-def _hand_grad_cam(model, frames, class_index):
-    """Grad-CAM written out with autograd: gradient of the video logit at each frame's activations."""
+def _hand_grad_cam(model, frames, fake_index):
+    """Grad-CAM written out with autograd: gradient of the video's decision (logit FAKE - logit REAL)
+    at each frame's activations."""
     saved = {}
     handle = model.cam_target_layer.register_forward_hook(lambda module, inputs, output: saved.update(a=output))
     try:
-        logit = model(frames.unsqueeze(0))[0, class_index]
-        (grads,) = torch.autograd.grad(logit, saved["a"])
+        logits = model(frames.unsqueeze(0))[0]
+        (grads,) = torch.autograd.grad(logits[fake_index] - logits[1 - fake_index], saved["a"])
     finally:
         handle.remove()
     weights = grads.mean(dim=(2, 3), keepdim=True)
@@ -42,7 +45,7 @@ def _hand_grad_cam(model, frames, class_index):
 
 
 @pytest.mark.parametrize("name,size", [("mobilenet_v3_small_lstm", 64), ("resnet18_lstm", 64), ("efficientnet_lite0_lstm", 64)])
-def test_one_map_per_frame_for_the_video_fake_logit(name, size):
+def test_one_map_per_frame_for_the_video_decision(name, size):
     torch.manual_seed(0)
     model = create_model(name, hidden_size=8).eval()
     frames = torch.randn(3, 3, size, size)
@@ -57,6 +60,60 @@ def test_one_map_per_frame_for_the_video_fake_logit(name, size):
     upsampled = F.interpolate(torch.from_numpy(raw)[:, None], size=(size, size), mode="bilinear")[:, 0].numpy()
     # One scale for the video: the maps keep the ratios between frames of the raw maps.
     np.testing.assert_allclose(maps, upsampled / upsampled.max(), rtol=1e-5, atol=1e-6)
+
+
+def test_maps_explain_the_decision_not_the_part_both_logits_share():
+    """Cross-entropy never trains the sum of the head's rows; adding a vector to both rows changes
+    neither P(FAKE) nor the map."""
+    torch.manual_seed(0)
+    model = create_model("resnet18_lstm", hidden_size=8).eval()
+    frames = torch.randn(3, 3, 64, 64)
+    before = raw_grad_cam(model, frames, 1)
+    p_before = torch.softmax(model(frames[None]), -1)
+    with torch.no_grad():
+        model.head.weight += torch.randn(1, 8) * 5
+    np.testing.assert_allclose(torch.softmax(model(frames[None]), -1).detach(), p_before.detach(), atol=1e-5)
+    np.testing.assert_allclose(raw_grad_cam(model, frames, 1), before, rtol=1e-3, atol=1e-6)
+
+
+def test_frame_influence_is_p_fake_minus_p_fake_without_the_frame():
+    torch.manual_seed(0)
+    model = create_model("resnet18_lstm", hidden_size=8).eval()
+    frames = torch.randn(5, 3, 64, 64)
+    with torch.no_grad():
+        influence = frame_influence(model, model.frame_features(frames[None])[0], 1)
+        full = float(torch.softmax(model(frames[None]), -1)[0, 1])
+        by_hand = [full - float(torch.softmax(model(torch.cat([frames[:t], frames[t + 1:]])[None]), -1)[0, 1])
+                   for t in range(len(frames))]
+    np.testing.assert_allclose(influence, by_hand, atol=1e-6)
+    assert len(set(np.round(influence, 6))) == len(frames)
+    assert frame_influence(model, model.frame_features(frames[None, :1])[0], 1).tolist() == [0.0]
+
+
+def test_explanation_records_the_influence_of_each_input_frame(explained):
+    result, out = explained
+    influence = result.prediction.frame_influence
+    assert len(influence) == len(result.frame_indices)
+    assert json.loads((out / "prediction.json").read_text())["frame_influence"] == pytest.approx(influence)
+    assert "influence" in result.prediction.timings
+
+
+def test_grid_and_full_frame_show_the_most_influential_frame_first(explained, monkeypatch):
+    result, _ = explained
+    prediction = copy.deepcopy(result.prediction)
+    prediction.frame_influence = [0.1, -0.2, 0.3, 0.0]
+    prediction.frame_scores = [0.9, 0.8, 0.1, 0.2]  # the running score would rank them otherwise
+    shown = []
+    monkeypatch.setattr(dflib.explanation, "_overlay", lambda image, cam_map, scale=1: shown.append(image) or image)
+    dflib.explanation._grid_figure(result, prediction)
+    assert [next(i for i, frame in enumerate(result.frames) if np.shares_memory(frame, image)) for image in shown] == [
+        2, 0, 3, 1]
+    drawn = []
+    monkeypatch.setattr(dflib.explanation, "_draw", lambda image, *args: drawn.append(args[-3]) or image)
+    crop_boxes = np.zeros((4, 4))
+    images = {index: np.zeros((8, 8, 3), np.uint8) for index in result.frame_indices}
+    dflib.explanation._full_frame(result, prediction, crop_boxes, images)
+    assert f"frame {result.frame_indices[2]}: influence +0.300" in drawn[0][1]
 
 
 def test_cam_works_with_frozen_weights_and_leaves_them_frozen():

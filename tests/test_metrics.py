@@ -140,3 +140,28 @@ def test_save_refuses_nan(tmp_path):
 def test_threshold_outside_unit_interval_is_a_clear_error():
     with pytest.raises(ValueError, match="threshold"):
         video_metrics(Y, SEPARATED, threshold=50)
+
+
+def test_each_method_is_scored_against_every_real_video():
+    """FaceForensics++ style: each source holds one class, so per-source AUC is undefined; per method
+    the fakes of that method are ranked against all REAL videos."""
+    labels = [0, 0, 0, 1, 1, 1, 1]
+    sources = ["youtube", "youtube", "actors", "Deepfakes", "Deepfakes", "FaceSwap", "FaceSwap"]
+    scores = [0.1, 0.5, 0.3, 0.9, 0.6, 0.4, 0.2]
+    m = video_metrics(labels, scores, groups={"source": sources}, methods=sources)
+    assert m["headline"] == "roc_auc"
+    assert all(part["roc_auc"] is None for part in m["by_source"].values())
+    assert set(m["by_method"]) == {"Deepfakes", "FaceSwap"}
+    deepfakes, faceswap = m["by_method"]["Deepfakes"], m["by_method"]["FaceSwap"]
+    assert (deepfakes["n_real"], deepfakes["n_fake"]) == (3, 2) and (faceswap["n_real"], faceswap["n_fake"]) == (3, 2)
+    assert deepfakes["roc_auc"] == 1.0  # 0.9 and 0.6 above every real score
+    assert faceswap["roc_auc"] == pytest.approx(3 / 6)  # 0.4 beats 0.1 and 0.3; 0.2 beats 0.1
+    assert m["roc_auc"] == pytest.approx(video_metrics(labels, scores)["roc_auc"])
+
+
+def test_eer_threshold_finds_an_exact_crossing_despite_rounding():
+    # At threshold 0.7 one of three REAL and one of three FAKE videos are wrong: 1/3 against 1 - 2/3,
+    # which differ by one float rounding step.
+    m = video_metrics([0, 0, 0, 1, 1, 1], [0.1, 0.2, 0.7, 0.6, 0.8, 0.9])
+    assert m["eer"] == pytest.approx(1 / 3)
+    assert m["eer_threshold"] == 0.7

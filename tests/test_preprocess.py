@@ -7,7 +7,8 @@ import pytest
 
 from dflib.config import PreprocessConfig
 from dflib.cropfile import load_clip
-from dflib.preprocess import MANIFEST, MANIFEST_COLUMNS, preprocess, read_manifest_rows
+from dflib.faces import FaceDetector
+from dflib.preprocess import MANIFEST, MANIFEST_COLUMNS, preprocess, process_video, read_manifest_rows
 from dflib.synthetic import face_photo, moving_face_frames, noise_frames, write_video
 
 
@@ -199,6 +200,66 @@ def test_a_video_that_kills_its_worker_fails_alone(videos, tmp_path, monkeypatch
     assert rows["real one.mp4"].status == "ok" and rows["noise.mp4"].status == "skipped"
     again = {row.filename: row for row in preprocess(cfg, progress=False).rows}  # the rerun does not stumble
     assert again["crash.mp4"].reason == rows["crash.mp4"].reason
+
+
+def test_tracks_are_numbered_by_rank_so_track_0_is_always_the_main_face(tmp_path):
+    """The main (large) face leaves after 3 of 8 frames (too few to keep); a small face stays. Its
+    crop file is track 1, so nothing calls it the main face."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    face = face_photo()
+    frames = []
+    for t in range(8):
+        frame = np.full((300, 600, 3), 80, np.uint8)
+        if t < 3:
+            frame[20:20 + face.shape[0], 10:10 + face.shape[1]] = face
+        small = face[::3, ::3]
+        frame[100:100 + small.shape[0], 450 - t:450 - t + small.shape[1]] = small
+        frames.append(frame)
+    write_video(folder / "two.mp4", frames)
+    rows = preprocess(PreprocessConfig(videos=str(folder), out=str(tmp_path / "all"), frames=8, size=32, min_frames=4,
+                                       all_tracks=True), progress=False).rows
+    assert [(r.status, r.track, r.tracks) for r in rows] == [("ok", 1, 2)]
+    assert rows[0].output.endswith(".track1.npz")
+
+
+class _EdgeDetector(FaceDetector):
+    """A face box reaching 20 px past the left edge of the frame, as a detector gives for a face cut by it."""
+
+    def _detect(self, image):
+        return (np.float32([[-20, 60, 40, 140]]), np.float32([0.9]), None)
+
+
+@pytest.mark.parametrize("rule, centre_x", [("centred", 10.0), ("clipped", 20.0)])
+def test_a_face_at_the_frame_edge_is_squared_before_it_is_clipped(tmp_path, rule, centre_x):
+    video = write_video(tmp_path / "edge.mp4", moving_face_frames(6))
+    cfg = PreprocessConfig(frames=6, size=32, min_frames=3, detect_face_size=0, crop_rule=rule)
+    clips, _ = process_video(video, cfg, _EdgeDetector(long_side=320))
+    boxes = clips[0].boxes
+    assert np.allclose((boxes[:, 0] + boxes[:, 2]) / 2, centre_x) and np.allclose((boxes[:, 1] + boxes[:, 3]) / 2, 100)
+    assert clips[0].meta["preprocess"]["crop_rule"] == rule
+    # The padded side of the crop is black: the crop reaches 20 + 0.15 * 80 = 32 px past the edge.
+    if rule == "centred":
+        assert clips[0].crops[:, :, :5].max() == 0
+
+
+def test_settings_that_can_keep_no_video_are_refused_before_any_work(videos, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"--frames 8 .*--min-frames 10"):
+        preprocess(config(videos, out, frames=8, min_frames=10), progress=False)
+    assert not out.exists()
+    with pytest.raises(ValueError, match="--crop-rule"):
+        preprocess(config(videos, out, crop_rule="tight"), progress=False)
+
+
+def test_outputs_of_the_older_crop_rule_are_not_mixed_with_new_ones(videos, tmp_path):
+    out = tmp_path / "out"
+    preprocess(config(videos, out), progress=False)
+    saved = json.loads((out / "preprocess_config.json").read_text())
+    del saved["crop_rule"]  # as dflib 0.1.0 wrote it
+    (out / "preprocess_config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"crop_rule 'clipped' -> 'centred'"):
+        preprocess(config(videos, out), progress=False)
 
 
 def test_landmarks68_are_stored_in_the_crop_file_only_when_asked(videos, tmp_path):

@@ -81,7 +81,7 @@ def test_checkpoint_is_plain_data_and_complete(finished_run, data_dir):
     assert raw["label_map"] == {"REAL": 0, "FAKE": 1}
     assert raw["normalization"]["color"] == "RGB" and raw["frames"] == 4 and raw["size"] == 32
     assert raw["preprocess"]["size"] == 32 and raw["epoch"] == 3 and len(raw["history"]) == 3
-    assert raw["optimizer_state"] and raw["scheduler_state"] and raw["rng_state"]["torch"].dtype == torch.uint8
+    assert raw["optimizer_state"] and raw["scheduler_state"] and raw["rng_state"][0]["torch"].dtype == torch.uint8
     assert set(raw["splits"].values()) == {"train", "val"}
 
 
@@ -221,3 +221,96 @@ def test_real_videos_only_with_pseudo_fakes_validates_on_fixed_pseudo_fakes(tmp_
                       model=ModelConfig(name="mobilenet_v3_small_lstm", hidden_size=16, pretrained="none"))
     history = train(cfg, progress=False)["history"]
     assert history[0]["val_auc"] == history[0]["val_auc"]  # not NaN: two classes to rank
+
+
+def test_best_checkpoint_breaks_auc_ties_on_validation_loss(data_dir, tmp_path):
+    result = train(tiny_config(data_dir, tmp_path / "run", epochs=5), progress=False)
+    history = result["history"]
+    top_auc = max(record["val_auc"] for record in history)
+    tied = [record for record in history if record["val_auc"] == top_auc]
+    assert len({record["val_loss"] for record in tied}) > 1, "this run must contain an AUC tie to test"
+    expected = min(tied, key=lambda record: record["val_loss"])["epoch"]
+    assert expected != tied[0]["epoch"]  # the first epoch at the top AUC is not the best one
+    assert result["best_epoch"] == expected
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["epoch"] == expected and best["best_val_loss"] == pytest.approx(history[expected - 1]["val_loss"])
+
+
+def test_weighted_sampler_draws_are_distinct_keys_shared_out_between_processes():
+    from dflib.train import WeightedDistributedSampler
+
+    dataset = list(range(5))
+    weights = torch.tensor([1.0, 1.0, 1.0, 1.0, 20.0])
+    per_rank = []
+    for rank in (0, 1):
+        sampler = WeightedDistributedSampler(dataset, weights, num_replicas=2, rank=rank, seed=1)
+        sampler.set_epoch(3)
+        per_rank.append(list(sampler))
+        assert len(per_rank[-1]) == len(sampler)
+    keys = per_rank[0] + per_rank[1]
+    draws = sorted(draw for _, draw in keys)
+    assert draws == list(range(len(keys)))  # every draw once, so a clip drawn twice differs
+    assert sum(index == 4 for index, _ in keys) > 1
+
+
+def test_sampler_weights_balance_the_labels_after_pseudo_fakes():
+    from dflib.train import balanced_sampling_weights
+
+    labels = [0] * 8 + [1] * 2
+    weights = balanced_sampling_weights(labels, pseudo_fakes=0.25)
+    share = weights / weights.sum()
+    p_real = float(share[:8].sum()) * 0.75
+    assert p_real == pytest.approx(0.5)
+    assert balanced_sampling_weights([0] * 4, 0.5).tolist() == [1.0] * 4
+    with pytest.raises(ValueError, match="--balance sampler cannot.*--balance loss_weights"):
+        balanced_sampling_weights(labels, pseudo_fakes=0.5)
+
+
+DDP_ENTRY = """
+import json, os, sys
+import torch
+import dflib.train as training
+from dflib.config import TrainConfig, from_dict
+cfg, out, mode = from_dict(TrainConfig, json.loads(sys.argv[1])), sys.argv[2], sys.argv[3]
+if mode == "kill":  # every process dies as epoch 2 starts, after epoch 1 was saved
+    epoch_calls = []
+    run_epoch = training._train_epoch
+    def dying(*args, **kwargs):
+        epoch_calls.append(1)
+        if len(epoch_calls) == 2:
+            raise SystemExit(3)
+        return run_epoch(*args, **kwargs)
+    training._train_epoch = dying
+result = training.train(None if mode == "resume" else cfg, resume=cfg.out if mode == "resume" else None,
+                        progress=False)
+with open(os.path.join(out, "%s-rank%s.json" % (mode, os.environ["RANK"])), "w") as handle:
+    json.dump({"seed": torch.initial_seed(), "history": result["history"]}, handle)
+"""
+
+
+def _torchrun(script, cfg, out, mode, check=True):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), json.dumps(to_dict(cfg)), str(out), mode],
+        check=check, env=env, timeout=300, capture_output=True)
+
+
+def test_distributed_ranks_have_their_own_seeds_and_resume_exactly(data_dir, tmp_path):
+    script = tmp_path / "entry.py"
+    script.write_text(DDP_ENTRY)
+    whole = tiny_config(data_dir, tmp_path / "whole", epochs=2, batch_size=2)
+    _torchrun(script, whole, tmp_path, "whole")
+    seeds = [json.loads((tmp_path / f"whole-rank{rank}.json").read_text())["seed"] for rank in (0, 1)]
+    assert seeds == [whole.seed, whole.seed + 1]  # no two processes share dropout masks
+
+    cut = dataclasses.replace(whole, out=str(tmp_path / "cut"))
+    assert _torchrun(script, cut, tmp_path, "kill", check=False).returncode != 0
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    _torchrun(script, cut, tmp_path, "resume")
+    expected = load_checkpoint(tmp_path / "whole" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert resumed["epoch"] == 2 and len(resumed["rng_state"]) == 2
+    assert without_time(resumed["history"]) == without_time(expected["history"])
+    for key, value in expected["model_state"].items():
+        assert torch.equal(value, resumed["model_state"][key]), key

@@ -129,6 +129,7 @@ def write_4k(path: Path, seconds: int = 3, fps: int = 10) -> Path:
 
 # Each hostile video: (file name, what preprocess must say, what predict must say).
 # Preprocess status is ok/skipped/failed with a reason fragment; predict status is ok/no_face/error.
+# Predict keeps the checkpoint's min_frames, so what preprocessing skips for too few face frames, it does not score.
 VIDEO_CASES = {
     "zero_bytes.mp4": ("failed", "empty file", "error"),
     "truncated_index.mp4": ("failed", "not a readable video: MP4 or MOV file without a usable index, "
@@ -137,14 +138,14 @@ VIDEO_CASES = {
     "random_bytes.mp4": ("failed", "not a readable video", "error"),
     "text_file.avi": ("failed", "not a readable video", "error"),
     "audio_only.mp4": ("failed", "no video stream", "error"),
-    "single_frame.mp4": ("skipped", "too few frames with a face (1 of 1; min_frames=3)", "ok"),
+    "single_frame.mp4": ("skipped", "too few frames with a face (1 of 1; min_frames=3)", "no_face"),
     "four_frames.mp4": ("ok", "", "ok"),
     "vertical_rotated.mp4": ("ok", "", "ok"),
     "grayscale.mkv": ("ok", "", "ok"),
     "variable_rate.mkv": ("ok", "", "ok"),
     "tiny_64x48.mp4": ("ok", "", "ok"),
     "no_face.mp4": ("skipped", "no face found in 6 sampled frames", "no_face"),
-    "face_in_last_second.mp4": ("skipped", "too few frames with a face (2 of 6; min_frames=3)", "ok"),
+    "face_in_last_second.mp4": ("skipped", "too few frames with a face (2 of 6; min_frames=3)", "no_face"),
     "several_faces.mp4": ("ok", "", "ok"),
     "vidéo ünïcødé 名前.mp4": ("ok", "", "ok"),
     "with space.mp4": ("ok", "", "ok"),
