@@ -32,6 +32,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -117,13 +118,21 @@ def default_data(shared: Path, out: Path) -> tuple[Path, dict[str, str]]:
 # --- runs -------------------------------------------------------------------------------------
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (loader and preprocessing workers): unlike
+    wall time it hardly depends on what else shares the cores, so on 2 idle cores a stage takes
+    about half of it."""
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
 def run_one(name: str, train_dir: Path, test_dir: Path, test_split: str, methods: dict, out: Path) -> dict:
     cfg = settings(str(train_dir), str(out / "runs" / name), name)
     run_dir = Path(cfg.out)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     reused = (run_dir / "history.json").is_file() and len(json.loads((run_dir / "history.json").read_text())) >= cfg.epochs
     trained = train(cfg, resume=run_dir) if (run_dir / "last.pt").is_file() else train(cfg)
-    train_seconds = time.perf_counter() - started
+    train_seconds, train_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     history = trained["history"]
     started = time.perf_counter()
     result = evaluate(trained["best"], test_dir, split=test_split, out=run_dir / "test", progress=False)
@@ -139,7 +148,7 @@ def run_one(name: str, train_dir: Path, test_dir: Path, test_split: str, methods
     best = next(r for r in history if r["epoch"] == trained["best_epoch"])
     return {
         "run": name, "reused": reused, "train_s": sum(r["seconds"] for r in history),
-        "wall_train_s": train_seconds, "eval_s": eval_seconds, "best_epoch": trained["best_epoch"],
+        "wall_train_s": train_seconds, "cpu_train_s": train_cpu, "eval_s": eval_seconds, "best_epoch": trained["best_epoch"],
         "val_auc": best["val_auc"], "metrics": result.metrics, "by_method": by_method,
         "config": dataclasses.asdict(cfg),
     }
@@ -156,16 +165,18 @@ def report(results: list[dict], context: dict) -> str:
     lines = ["# Quality on real footage (a sanity check, not a benchmark)", ""]
     first = results[0]["metrics"]
     lines.append(f"Test: {first['n']} videos ({first['n_real']} REAL, {first['n_fake']} FAKE). "
-                 f"{context['machine']}. Load average {context['load_start']} at the start, "
-                 f"{context['load_end']} at the end. Preprocessing {context['preprocess_s']:.0f} s, "
-                 f"whole script {context['total_s'] / 60:.1f} min.")
-    lines += ["", "| run | train min | best epoch | val AUC (pseudo-fakes) | test ROC AUC | AP | accuracy |",
-              "|---|---|---|---|---|---|---|"]
+                 f"{context['machine']}. Load average (1, 5, 15 min) {context['load_start']} at the start, "
+                 f"{context['load_end']} at the end: above 2, other processes shared the cores. "
+                 f"Preprocessing {context['preprocess_s'] / 60:.1f} min, whole script {context['total_s'] / 60:.1f} min "
+                 f"of wall time, {context['cpu_s'] / 60:.1f} min of CPU time (on 2 idle cores, about half of that "
+                 "in wall time).")
+    lines += ["", "| run | train min (wall) | train min (CPU) | best epoch | val AUC (pseudo-fakes) | test ROC AUC | "
+              "AP | accuracy |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         m = r["metrics"]
         minutes = f"{r['train_s'] / 60:.1f}" + (" (reused)" if r["reused"] else "")
-        lines.append(f"| {r['run']} | {minutes} | {r['best_epoch']} | {_f(r['val_auc'])} | {_f(m['roc_auc'])} | "
-                     f"{_f(m['average_precision'])} | {_f(m['accuracy'])} |")
+        lines.append(f"| {r['run']} | {minutes} | {r['cpu_train_s'] / 60:.1f} | {r['best_epoch']} | "
+                     f"{_f(r['val_auc'])} | {_f(m['roc_auc'])} | {_f(m['average_precision'])} | {_f(m['accuracy'])} |")
     for title, key in (("per source (REAL vs FAKE of that source)", "by_source"),
                        ("per method (its FAKE clips vs every test REAL)", "by_method")):
         groups = sorted({g for r in results for g in (r["metrics"].get(key) if key == "by_source" else r[key])})
@@ -225,7 +236,7 @@ def main(argv=None) -> int:
         results.append(run_one(name, train_dir, test_dir, split, methods, out))
         print(f"{name}: test ROC AUC {_f(results[-1]['metrics']['roc_auc'])}, "
               f"{results[-1]['train_s'] / 60:.1f} min training", flush=True)
-    context.update(load_end=_load(), total_s=time.perf_counter() - started)
+    context.update(load_end=_load(), total_s=time.perf_counter() - started, cpu_s=cpu_seconds())
     text = report(results, context)
     (out / "quality.md").write_text(text)
     (out / "quality.json").write_text(json.dumps({"context": context, "results": results}, indent=2, default=str))

