@@ -96,8 +96,10 @@ def sample_params(rng: np.random.Generator, size: int, points: int = 5) -> Blend
     color_shift = rng.uniform(-20, 20, 3) if rng.random() < 0.3 else np.zeros(3)
     resample = rng.random() < 0.5
     erode_kernel, blur_kernel = (int(rng.choice(np.arange(5, 26, 2))) for _ in range(2))
-    kinds = LANDMARK_HULLS if points == 68 else MASK_KINDS
-    kind = kinds[int(rng.integers(len(kinds)))] if points == 68 else kinds[int(rng.random() < 0.4)]
+    if points == 68:  # SBI's random_get_hull: each of the four alike
+        kind = LANDMARK_HULLS[int(rng.integers(len(LANDMARK_HULLS)))]
+    else:
+        kind = MASK_KINDS[int(rng.random() < 0.4)]
     return BlendParams(
         alter="source" if rng.random() < 0.5 else "target",
         color_shift=tuple(float(c) for c in color_shift),
