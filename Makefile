@@ -11,7 +11,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q -e ".[test,app,export]"
+	$(PY) -m pip install -q -e ".[test,app,export,dlib]"
 	touch $@
 
 install: $(VENV)/.installed

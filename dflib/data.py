@@ -252,9 +252,14 @@ class VideoClipDataset(Dataset):
         seed: int = 0,
         sampling: str = "jitter",
         fake_copies: bool = False,
+        pseudo_fake_landmarks: str = "auto",
     ):
         """``fake_copies`` (evaluation only) adds one fixed pseudo-fake of every REAL clip, labelled
-        FAKE: with real videos only, validation then still has two classes to rank."""
+        FAKE: with real videos only, validation then still has two classes to rank.
+        ``pseudo_fake_landmarks`` is TrainConfig's: "68", "5" or "auto"."""
+        if pseudo_fake_landmarks not in ("auto", "68", "5"):
+            raise ValueError(f"pseudo_fake_landmarks must be auto, 68 or 5, not {pseudo_fake_landmarks!r}")
+        self.pseudo_fake_landmarks = pseudo_fake_landmarks
         self.data_dir = Path(data_dir)
         self.rows = list(rows)
         if any(isinstance(row, str) for row in self.rows):
@@ -312,7 +317,8 @@ class VideoClipDataset(Dataset):
         crops = clip.crops[chosen]
         if self.train:
             if self._make_pseudo_fake and label == LABELS["REAL"] and rng.random() < self.pseudo_fakes:
-                crops, _, _ = self._make_pseudo_fake(crops, clip.landmarks[chosen], rng)
+                crops, _, _ = self._make_pseudo_fake(crops, clip.landmarks[chosen], rng,
+                                                     landmarks68=self._landmarks68(clip, chosen, path))
                 label = LABELS["FAKE"]
             crops = ClipAugment(self.augment, rng)(crops)
         return clip_to_tensor(crops, self.size), label, index
@@ -320,8 +326,21 @@ class VideoClipDataset(Dataset):
     def _fake_copy(self, index: int) -> tuple[torch.Tensor, int, int]:
         """The same pseudo-fake of a REAL clip every time (seeded by the clip), uniform frames."""
         source = self._fake_copies[index - len(self.rows)]
-        clip = load_clip(self.data_dir / self.rows[source].output)
+        path = self.data_dir / self.rows[source].output
+        clip = load_clip(path)
         chosen = choose_frames(len(clip), self.frames, "uniform")
         crops, _, _ = self._make_pseudo_fake(clip.crops[chosen], clip.landmarks[chosen],
-                                             np.random.default_rng([self.seed, source]))
+                                             np.random.default_rng([self.seed, source]),
+                                             landmarks68=self._landmarks68(clip, chosen, path))
         return clip_to_tensor(crops, self.size), LABELS["FAKE"], index
+
+    def _landmarks68(self, clip, chosen: np.ndarray, path: Path) -> np.ndarray | None:
+        """dlib's 68 points for the pseudo-fake's mask, or None for the detector's 5."""
+        if self.pseudo_fake_landmarks == "5":
+            return None
+        if clip.landmarks68 is None:
+            if self.pseudo_fake_landmarks == "68":
+                raise ValueError(f"{path}: no 68-point landmarks in this crop file; preprocess with "
+                                 "--landmarks68, or train with --pseudo-fake-landmarks 5 or auto")
+            return None
+        return clip.landmarks68[chosen]

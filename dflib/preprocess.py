@@ -30,6 +30,7 @@ from dflib.config import PreprocessConfig, save_json, to_dict
 from dflib.cropfile import SUFFIX, FaceClip, contact_sheet, save_clip
 from dflib.faces import (
     FaceDetector,
+    Landmarks68,
     clip_box,
     create_detector,
     crop_square,
@@ -55,7 +56,7 @@ SHARDS_DIR = "shards"
 # Settings that change what a crop file holds: a rerun with other values must not mix outputs.
 OUTPUT_SETTINGS = ("frames", "sampling", "stride", "fps", "snap_to_reference", "size", "margin", "crop_rule", "detector",
                    "detector_backend", "detect_long_side", "detect_face_size", "min_face_score", "min_frames", "max_gap",
-                   "track_iou", "all_tracks")
+                   "track_iou", "all_tracks", "landmarks68")
 
 
 @dataclass
@@ -125,13 +126,17 @@ def config_detector(cfg: PreprocessConfig, threads: int = 0) -> FaceDetector:
 
 
 def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
-                  frames: dict[int, np.ndarray] | None = None) -> tuple[list[FaceClip], ManifestRow]:
+                  frames: dict[int, np.ndarray] | None = None,
+                  landmarks68: Landmarks68 | None = None) -> tuple[list[FaceClip], ManifestRow]:
     """Decode, detect, track and crop one video. Raises VideoError for an unusable file.
 
     Frames are decoded in a background thread while the detector works on those already decoded.
     ``frames``, when given, receives the decoded frames (index -> RGB image), so a caller can draw
-    on them without decoding the video again.
+    on them without decoding the video again. With ``cfg.landmarks68``, ``landmarks68`` finds dlib's
+    68 points in every kept face box.
     """
+    if cfg.landmarks68 and landmarks68 is None:
+        raise ValueError("cfg.landmarks68 is set: pass a dflib.faces.Landmarks68 to find them")
     row = ManifestRow(filename=path.name, detector=cfg.detector)
     started = time.perf_counter()
     reader = VideoReader(path)
@@ -177,13 +182,17 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
         crops = np.stack([crop_square(images[p], box, cfg.size) for p, box in zip(filled.positions, crop_boxes)])
         landmarks = np.stack([landmarks_in_crop(points, box, cfg.size)
                               for points, box in zip(filled.landmarks, crop_boxes)])
+        dense = None
+        if cfg.landmarks68:
+            dense = np.stack([landmarks_in_crop(landmarks68(images[p], box), crop_box, cfg.size)
+                              for p, box, crop_box in zip(filled.positions, filled.boxes, crop_boxes)])
         frame_indices = np.asarray(indices)[filled.positions]
         clips.append(FaceClip(
             crops=crops, frame_indices=frame_indices, timestamps=reader.timestamps(frame_indices),
             boxes=crop_boxes, scores=filled.scores, landmarks=landmarks, interpolated=filled.interpolated,
             meta={"video": str(path), "width": info.width, "height": info.height, "fps": info.fps,
                   "n_frames": info.n_frames, "rotation": info.rotation, "face_boxes": face_boxes.tolist(),
-                  "track": rank, "preprocess": to_dict(cfg)}))
+                  "track": rank, "preprocess": to_dict(cfg)}, landmarks68=dense))
     row.crop_s = time.perf_counter() - started
     if not clips:
         row.status = "skipped"
@@ -196,12 +205,14 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
 
 
 _worker_detector: FaceDetector | None = None
+_worker_landmarks68: Landmarks68 | None = None
 
 
 def _init_worker(cfg: PreprocessConfig) -> None:
-    global _worker_detector
+    global _worker_detector, _worker_landmarks68
     cv2.setNumThreads(1)  # one thread per worker: OpenMP detectors collapse when cores are shared
     _worker_detector = config_detector(cfg, threads=1)
+    _worker_landmarks68 = Landmarks68() if cfg.landmarks68 else None
 
 
 def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[ManifestRow]:
@@ -210,7 +221,8 @@ def _run_one(task: tuple[str, LabelRow | None, PreprocessConfig]) -> list[Manife
     out = Path(cfg.out)
     started = time.perf_counter()
     try:
-        clips, row = process_video(Path(cfg.videos) / filename, cfg, _worker_detector)
+        clips, row = process_video(Path(cfg.videos) / filename, cfg, _worker_detector,
+                                   landmarks68=_worker_landmarks68)
         rows = []
         for clip in clips:
             track = clip.meta["track"]
@@ -460,6 +472,8 @@ def preprocess(cfg: PreprocessConfig, progress: bool = True) -> Summary:
     shard = parse_shard(cfg.shard)
     cfg = PreprocessConfig(**{**to_dict(cfg), "videos": str(videos), "out": str(out)})
     config_detector(cfg)  # fail fast on a bad detector name or a missing backend
+    if cfg.landmarks68:
+        Landmarks68()  # and on a missing dlib, before any video
     _check_previous_settings(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     if not shard:  # other shards may be writing beside a shard: the merge cleans up after them all

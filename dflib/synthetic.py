@@ -20,7 +20,7 @@ import numpy as np
 
 from dflib.faces import create_detector, square_box
 from dflib.io import atomic_path, atomic_write_text
-from dflib.pseudofake import BlendParams, make_pseudo_fake
+from dflib.pseudofake import BlendParams, make_pseudo_fake, sample_params
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".avi": "avi", ".mkv": "matroska"}
 
@@ -265,7 +265,10 @@ def pseudo_fake_clip(clip: CameraClip, rng: np.random.Generator, margin: float =
                                      borderMode=cv2.BORDER_REFLECT_101)
                       for frame, affine in zip(clip.frames, to_crop)])
     crop_landmarks = np.stack([_apply(affine, points) for affine, points in zip(to_crop, clip.landmarks)])
-    faked, crop_masks, params = make_pseudo_fake(crops, crop_landmarks, rng)
+    # Only the face is altered, never the frame around it (SBI's other half), so that a FAKE clip
+    # differs from its REAL clip only inside the mask.
+    params = dataclasses.replace(sample_params(rng, size), alter="source")
+    faked, crop_masks, params = make_pseudo_fake(crops, crop_landmarks, params=params)
     frames, masks = [], []
     back = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     for frame, fake, mask, affine in zip(clip.frames, faked, crop_masks, to_crop):

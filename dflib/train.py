@@ -294,11 +294,12 @@ def _datasets(rows, splits, cfg: TrainConfig, device, proc: _Process, show: bool
     train_set = VideoClipDataset(
         cfg.data, train_rows, cfg.frames, cfg.size, train=True, augment=cfg.augment,
         pseudo_fakes=cfg.pseudo_fakes, seed=cfg.seed, sampling=cfg.clip_sampling,
+        pseudo_fake_landmarks=cfg.pseudo_fake_landmarks,
     )
     # Real videos only: validate on fixed pseudo-fakes of the validation clips, so AUC still selects best.pt.
     only_real = cfg.pseudo_fakes > 0 and all(row.label == "REAL" for row in val_rows)
     val_set = VideoClipDataset(cfg.data, val_rows, cfg.frames, cfg.size, train=False, seed=cfg.seed,
-                               fake_copies=only_real)
+                               fake_copies=only_real, pseudo_fake_landmarks=cfg.pseudo_fake_landmarks)
     if cfg.balance == "sampler":
         sample_weights = balanced_sampling_weights(train_set.labels, cfg.pseudo_fakes)
         sampler = WeightedDistributedSampler(train_set, sample_weights, proc.world, proc.rank, seed=cfg.seed)

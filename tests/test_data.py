@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dflib.config import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, TrainConfig
-from dflib.cropfile import load_clip
+from dflib.cropfile import load_clip, save_clip
 from dflib.data import (
     ClipAugment,
     VideoClipDataset,
@@ -138,6 +138,34 @@ def test_pseudo_fakes_turn_real_clips_into_fakes(data_dir):
             assert label == 1 and not torch.equal(x, plain[index][0])
         else:
             assert label == 1 and torch.equal(x, plain[index][0])
+
+
+@pytest.mark.parametrize("choice", ["auto", "68", "5"])
+def test_pseudo_fake_masks_follow_the_68_landmarks_when_stored(tmp_path, monkeypatch, choice):
+    import dflib.pseudofake
+
+    root = make_data_dir(tmp_path / "data", n_real=1, n_fake=0, frames=6, size=32)
+    row = read_manifest(root)[0]
+    clip = load_clip(root / row.output)
+    dense = np.zeros((6, 68, 2), np.float32)
+    seen = []
+    monkeypatch.setattr(dflib.pseudofake, "make_pseudo_fake",
+                        lambda crops, landmarks, rng, landmarks68=None: seen.append(landmarks68) or (crops, None, None))
+    for stored in (None, dense):
+        clip.landmarks68 = stored
+        save_clip(root / row.output, clip)
+        train_set = VideoClipDataset(root, [row], frames=4, size=32, train=True, pseudo_fakes=1.0,
+                                     augment=AugmentConfig(enabled=False), pseudo_fake_landmarks=choice)
+        val_set = VideoClipDataset(root, [row], frames=4, size=32, train=False, fake_copies=True,
+                                   pseudo_fake_landmarks=choice)
+        if stored is None and choice == "68":
+            with pytest.raises(ValueError, match="--landmarks68"):
+                train_set[0]
+            continue
+        train_set[0], val_set[1]
+    used = [item is not None for item in seen]
+    assert used == {"auto": [False, False, True, True], "68": [True, True], "5": [False] * 4}[choice]
+    assert all(item.shape == (4, 68, 2) for item in seen if item is not None)
 
 
 def test_splits_are_saved_and_reused(data_dir, tmp_path):

@@ -44,7 +44,7 @@ def _hand_grad_cam(model, frames, fake_index):
     return torch.relu((weights * saved["a"]).sum(dim=1)).detach().numpy()
 
 
-@pytest.mark.parametrize("name,size", [("mobilenet_v3_small_lstm", 64), ("resnet18_lstm", 64)])
+@pytest.mark.parametrize("name,size", [("mobilenet_v3_small_lstm", 64), ("resnet18_lstm", 64), ("efficientnet_lite0_lstm", 64)])
 def test_one_map_per_frame_for_the_video_decision(name, size):
     torch.manual_seed(0)
     model = create_model(name, hidden_size=8).eval()

@@ -258,3 +258,17 @@ def test_a_checkpoint_from_before_reference_snapping_decodes_exactly_the_sampled
     old = Predictor(load_model(ckpt), device="cpu")
     assert not old.preprocess.snap_to_reference and old.preprocess.detector_backend == "opencv"
     assert old.detector.backend == "opencv"
+
+
+def test_prediction_never_computes_the_68_landmarks_training_used(tmp_path, face_video, monkeypatch):
+    import dflib.faces
+
+    def no_landmarks(*args, **kwargs):
+        raise AssertionError("prediction built the 68-point landmark predictor")
+
+    monkeypatch.setattr(dflib.faces.Landmarks68, "__init__", no_landmarks)
+    recorded = PreprocessConfig(frames=6, size=48, min_frames=3, landmarks68=True)
+    predictor = Predictor(tiny_checkpoint(tmp_path / "dense.pt", preprocess=recorded, fake_logit=2.0), device="cpu")
+    assert predictor.preprocess.landmarks68 is False
+    prediction = predictor(face_video)
+    assert prediction.label == "FAKE" and prediction.confidence == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-4)

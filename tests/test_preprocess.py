@@ -276,3 +276,20 @@ def test_a_folder_of_dflib_0_1_0_resumes_only_with_its_own_decoding_and_detectio
     summary = preprocess(config(videos, out, snap_to_reference=False, crop_rule="clipped", detector_backend="opencv",
                                 detect_face_size=64), progress=False)
     assert summary.counts()["ok"] == 2
+
+
+def test_landmarks68_are_stored_in_the_crop_file_only_when_asked(videos, tmp_path):
+    pytest.importorskip("dlib", reason="the 68-point landmarks need dflib[dlib]")
+    summary = preprocess(config(videos, tmp_path / "dense", landmarks68=True), progress=False)
+    row = next(r for r in summary.rows if r.filename == "real one.mp4")
+    clip = load_clip(tmp_path / "dense" / row.output)
+    assert clip.landmarks68.shape == (6, 68, 2) and clip.landmarks68.dtype == np.float32
+    # dlib's eyes and mouth corners agree with the detector's 5 points, inside the crop.
+    eyes = np.stack([clip.landmarks68[:, 36:42].mean(axis=1), clip.landmarks68[:, 42:48].mean(axis=1)], axis=1)
+    assert np.abs(eyes - clip.landmarks[:, :2]).max() < 0.06 * 48
+    assert np.abs(clip.landmarks68[:, [48, 54]] - clip.landmarks[:, 3:]).max() < 0.08 * 48
+    plain = preprocess(config(videos, tmp_path / "plain"), progress=False)
+    assert load_clip(tmp_path / "plain" / next(r for r in plain.rows if r.filename == "real one.mp4").output
+                     ).landmarks68 is None
+    with pytest.raises(ValueError, match="landmarks68 False -> True"):
+        preprocess(config(videos, tmp_path / "plain", landmarks68=True), progress=False)
