@@ -70,7 +70,10 @@ class DemoConfig:
     out: str = "demo_out"
     videos: str = ""  # the user's videos instead of synthetic clips; needs ``labels``
     labels: str = ""  # a label file or dataset folder, as ``dflib preprocess --labels`` takes
-    clips_per_identity: int = 16  # synthetic: real clips per photographed person, each with one fake
+    # Synthetic: real clips per photographed person, each with one fake. With 16, validation had 14 clips and
+    # its AUC jumped between 0.84 and 0.94 from epoch to epoch; with 24 (22 validation clips) it rose steadily
+    # to 0.97, for about 50 s more.
+    clips_per_identity: int = 24
     clip_frames: int = 36
     width: int = 320
     height: int = 240

@@ -306,7 +306,7 @@ def render_pair(identity: str, clip_index: int, seed: int = 0, n_frames: int = 3
     return SyntheticPair(real, fake, masks, params, int(rng.integers(20, 31)))
 
 
-def write_dataset(root: str | os.PathLike, clips_per_identity: int = 16, identities: Iterable[str] = tuple(PHOTO_CREDITS),
+def write_dataset(root: str | os.PathLike, clips_per_identity: int, identities: Iterable[str] = tuple(PHOTO_CREDITS),
                   n_frames: int = 36, width: int = 320, height: int = 240, fps: float = 15.0, seed: int = 0,
                   progress: bool = True) -> Path:
     """Write REAL clips of shipped face photos and one pseudo-fake of each, as MP4 files, with a
