@@ -55,6 +55,12 @@ class _Index:
     keyframes: list[int]  # positions (into pts) of keyframes, ascending
 
 
+# A tag in another encoding than UTF-8 (old cameras, editors) made PyAV < 19 raise
+# UnicodeDecodeError on open unless told to ignore it; PyAV 19 removed the argument (open() raises
+# TypeError if given it) and reads every tag as UTF-8 with surrogateescape, which never fails.
+_METADATA_OPTIONS = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+
+
 def _open(path: Path):
     if not path.exists():
         raise VideoError(path, "file not found")
@@ -65,7 +71,7 @@ def _open(path: Path):
     if path.stat().st_size == 0:
         raise VideoError(path, "empty file (0 bytes)")
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path), **_METADATA_OPTIONS)
     except (av.FFmpegError, UnicodeDecodeError) as error:
         raise VideoError(path, _unreadable(path, error)) from error
     if not container.streams.video:

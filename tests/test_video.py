@@ -77,6 +77,24 @@ def test_rotation_metadata_is_applied(tmp_path, numbered_video):
     assert images[0][-14:-2, 2:14].mean() == pytest.approx(30, abs=4)
 
 
+def test_metadata_in_another_encoding_than_utf8_opens_on_every_pyav(tmp_path, numbered_video):
+    """A latin-1 title tag: PyAV < 19 raises UnicodeDecodeError on open unless told to ignore it, and
+    PyAV 19 raises TypeError if told (it has no such argument). Either way the video must read."""
+    import imageio_ffmpeg
+
+    tagged = tmp_path / "tagged.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(numbered_video),
+                    "-c", "copy", "-metadata", "title=cafX", str(tagged)], check=True)
+    data = tagged.read_bytes()
+    assert data.count(b"cafX") == 1
+    latin1 = tmp_path / "latin1_title.mp4"
+    latin1.write_bytes(data.replace(b"cafX", b"caf\xe9"))
+    reader = VideoReader(latin1)
+    assert reader.n_frames == 24
+    _, images = reader.read([7])
+    assert frame_number(images[0]) == 7
+
+
 def test_grayscale_and_odd_size_videos_decode_to_rgb(tmp_path):
     import imageio_ffmpeg
 
