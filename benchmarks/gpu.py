@@ -1,11 +1,12 @@
-"""GPU check: training throughput (AMP bf16 + channels_last against fp32), data wait, Grad-CAM, predict.
+"""GPU check: training throughput (AMP + channels_last against fp32), data wait, Grad-CAM, predict.
 
     python benchmarks/gpu.py                       # on a CUDA machine: resnext50_lstm, B=8, 20x112
     python benchmarks/gpu.py --device cpu --smoke  # tiny settings, any machine (the test suite runs this)
 
 1. Training throughput in clips/s: optimizer steps of ``--model`` on random clips already on the
-   device, fp32 channels-first against AMP (bf16 where supported, else fp16) + channels_last, as
-   ``dflib train`` runs by default.
+   device, fp32 channels-first against AMP + channels_last in the precision ``dflib train`` picks
+   (dflib.precision: bf16 where the GPU has it natively, else fp16 with a GradScaler), as
+   ``dflib train`` runs by default. On the CPU (--smoke) AMP is bf16, the only type CPU autocast takes.
 2. The share of step time spent waiting for data: ``dflib train``'s DataLoader (default workers,
    augmentation on) over crop files it writes, feeding the AMP step.
 3. Grad-CAM of one video in eval mode (cuDNN's LSTM has no backward pass there: dflib turns
@@ -39,6 +40,7 @@ from dflib.cropfile import FaceClip, save_clip  # noqa: E402
 from dflib.data import VideoClipDataset, collate_clips, read_manifest  # noqa: E402
 from dflib.explanation import grad_cam_maps  # noqa: E402
 from dflib.models import create_model  # noqa: E402
+from dflib.precision import NAMES, autocast_dtype  # noqa: E402
 from dflib.prediction import Predictor  # noqa: E402
 from dflib.preprocess import ManifestRow, write_manifest  # noqa: E402
 from dflib.video import VideoReader, sample_indices  # noqa: E402
@@ -58,23 +60,32 @@ def build(args, device: torch.device, channels_last: bool):
     return model
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cpu" else autocast_dtype(device)
+
+
 def autocast(device: torch.device, enabled: bool):
     if not enabled:
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=amp_dtype(device))
 
 
-def step_seconds(model, optimizer, frames, labels, device, amp: bool) -> float:
+def step_seconds(model, optimizer, scaler, frames, labels, device, amp: bool) -> float:
     started = time.perf_counter()
     with autocast(device, amp):
         logits = model(frames)
     loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-    loss.backward()
-    optimizer.step()
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
     optimizer.zero_grad(set_to_none=True)
     sync(device)
     return time.perf_counter() - started
+
+
+def grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
+    """Enabled for fp16 only, as in dflib train (a disabled scaler passes calls straight through)."""
+    return torch.amp.GradScaler(device.type, enabled=amp and amp_dtype(device) == torch.float16)
 
 
 def throughput(args, device: torch.device, amp: bool) -> float:
@@ -83,7 +94,9 @@ def throughput(args, device: torch.device, amp: bool) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     frames = torch.randn(args.batch, args.frames, 3, args.size, args.size, device=device)
     labels = torch.randint(0, 2, (args.batch,), device=device)
-    times = [step_seconds(model, optimizer, frames, labels, device, amp) for _ in range(args.warmup + args.steps)]
+    scaler = grad_scaler(device, amp)
+    times = [step_seconds(model, optimizer, scaler, frames, labels, device, amp)
+             for _ in range(args.warmup + args.steps)]
     return args.batch / statistics.median(times[args.warmup:])
 
 
@@ -115,6 +128,7 @@ def data_wait_share(args, device: torch.device, workers: int) -> tuple[float, fl
                             persistent_workers=False)
         model = build(args, device, channels_last=True).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        scaler = grad_scaler(device, amp=True)
         waits, steps = [], []
         batches = iter(loader)
         for i in range(args.warmup + args.steps):
@@ -123,7 +137,7 @@ def data_wait_share(args, device: torch.device, workers: int) -> tuple[float, fl
             frames, labels = frames.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             sync(device)
             waited = time.perf_counter() - started
-            stepped = step_seconds(model, optimizer, frames, labels, device, amp=True)
+            stepped = step_seconds(model, optimizer, scaler, frames, labels, device, amp=True)
             if i >= args.warmup:
                 waits.append(waited)
                 steps.append(stepped)
@@ -195,8 +209,8 @@ def main(argv=None) -> int:
 
     fp32 = throughput(args, device, amp=False)
     amp = throughput(args, device, amp=True)
-    print(f"training throughput: fp32 {fp32:.2f} clips/s, AMP + channels_last {amp:.2f} clips/s "
-          f"({amp / fp32:.2f}x)")
+    print(f"training throughput: fp32 {fp32:.2f} clips/s, AMP {NAMES[amp_dtype(device)]} + channels_last "
+          f"{amp:.2f} clips/s ({amp / fp32:.2f}x)")
     share, fed = data_wait_share(args, device, args.workers)
     print(f"data wait with {args.workers} DataLoader workers (augmentation on): {100 * share:.1f}% of step time "
           f"({fed:.2f} clips/s with loading)")

@@ -121,7 +121,7 @@ class TrainConfig:
     warmup_epochs: int = opt(1, "epochs of linear learning-rate warmup")
     grad_clip: float = opt(1.0, "gradient norm clip (0: off)")
     accumulate: int = opt(1, "batches per optimizer step (gradient accumulation)")
-    amp: bool = opt(True, "mixed precision on CUDA (bf16 where supported); ignored on CPU")
+    amp: bool = opt(True, "mixed precision on CUDA: bf16 where native (A100, L4), else fp16 (T4); ignored on CPU")
     channels_last: bool = opt(True, "channels_last memory format")
     workers: int = opt(2, "DataLoader worker processes")
     seed: int = opt(42, "random seed (splits, sampling, augmentation, init)")

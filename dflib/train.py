@@ -46,6 +46,8 @@ from dflib.data import (
 )
 from dflib.io import atomic_write_text, clean_partial_files
 from dflib.models import freeze_batchnorm_statistics, model_from_config, resolve_device
+from dflib.precision import NAMES as PRECISION_NAMES
+from dflib.precision import autocast_dtype, describe
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,12 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     optimizer = _optimizer(cfg, model)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.accumulate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg, steps_per_epoch))
-    amp_dtype = _amp_dtype(cfg, device)
+    amp_dtype = autocast_dtype(device) if cfg.amp else None
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    if proc.main:
+        log.info(describe(device, amp_dtype))
+        if show:
+            tqdm.write(describe(device, amp_dtype))
 
     history: list[dict] = []
     monitor = "val_auc" if len(set(val_set.labels)) == 2 else "val_loss"
@@ -212,6 +218,7 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
                 "best_epoch": best_epoch,
                 "monitor": monitor,
                 "splits": dict(splits),
+                "precision": PRECISION_NAMES[amp_dtype],
             }
             if improved:
                 # Weights for prediction: the optimizer state would double the file for no use.
@@ -417,12 +424,6 @@ def _lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
         return 1.0
 
     return factor
-
-
-def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if not cfg.amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _autocast(device: torch.device, amp_dtype: torch.dtype | None):
