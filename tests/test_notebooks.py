@@ -62,7 +62,64 @@ def test_stored_notebook_is_clean_and_opens_in_colab(name):
     assert badge and badge.group(2) == name, f"{name}: the Colab badge must open this notebook"
     setup = code_cells(nb)[0]
     assert f'REPO = "{badge.group(1)}"' in setup.source, "badge and install must name the same repository"
-    assert "git+https://github.com/{REPO}" in setup.source and 'drive.mount("/content/drive")' in setup.source
+    assert "git+https://github.com/{REPO}" in setup.source and '"/content/drive"' in setup.source
+
+
+def test_badges_and_setup_cells_are_written_from_the_one_repository_address():
+    """pyproject.toml's Repository is the one address: README, badges and setup cells match it."""
+    import subprocess
+    import sys
+
+    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "colab_links.py"), "--check"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    repo = re.search(r'Repository = "https://github\.com/([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    readme_badges = set(BADGE.findall((ROOT / "README.md").read_text()))
+    assert readme_badges == {(repo, name) for name in NAMES}
+    assert "github.com/dflib/dflib" not in (ROOT / "README.md").read_text()  # a Java project, not ours
+
+
+def test_colab_links_rewrites_every_address_for_a_new_repository(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("colab_links", ROOT / "scripts" / "colab_links.py")
+    colab_links = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(colab_links)
+    files = colab_links.rendered("someone/deepfakes")
+    assert 'Repository = "https://github.com/someone/deepfakes"' in files[colab_links.PYPROJECT]
+    for name in NAMES:
+        nb = nbformat.reads(files[ROOT / "notebooks" / f"{name}.ipynb"], as_version=4)
+        assert BADGE.search(nb.cells[0].source).groups() == ("someone/deepfakes", name)
+        assert 'REPO = "someone/deepfakes"' in code_cells(nb)[0].source
+        assert ("dflib[app] @ " in code_cells(nb)[0].source) == (name == "03_predict")
+        unchanged = stored(name)
+        assert [c.source for c in nb.cells[1:] if c is not code_cells(nb)[0]] == \
+               [c.source for c in unchanged.cells[1:] if c is not code_cells(unchanged)[0]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_setup_cell_stops_with_a_plain_message_when_the_install_fails(name, tmp_path, monkeypatch, capsys):
+    """On Colab without dflib, a failed pip install ends the cell with SystemExit naming the repository
+    (Colab's "Run all" stops there) instead of the next cell dying on ``import dflib``."""
+    import subprocess
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "colab_standin"))
+    monkeypatch.setenv("DFLIB_DRIVE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "dflib", None)  # not installed: `import dflib` raises ImportError
+    calls = []
+
+    def failing_pip(command, **options):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: git clone failed: repository not found")
+
+    monkeypatch.setattr(subprocess, "run", failing_pip)
+    with pytest.raises(SystemExit) as stopped:
+        exec(python_source(code_cells(stored(name))[0]), {})
+    repo = re.search(r'REPO = "([^"]+)"', code_cells(stored(name))[0].source).group(1)
+    assert f"could not be installed from https://github.com/{repo}" in str(stopped.value)
+    assert "repository not found" in capsys.readouterr().out  # pip's own words are shown too
+    assert calls and calls[0][-1].endswith(f"git+https://github.com/{repo}") and (tmp_path / "MyDrive").is_dir()
 
 
 @pytest.mark.parametrize("name", NAMES)
