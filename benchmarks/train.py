@@ -7,10 +7,20 @@ video decoded again with OpenCV every epoch and every frame sent through PIL tra
 
     python benchmarks/train.py                      # synthetic clips, resnext50_lstm, B=4, T=20, 112 px
     python benchmarks/train.py --data DATA --model resnet18_lstm   # epoch time on a preprocessed folder
+    python benchmarks/train.py --drive-only         # only the network-drive comparison (seconds)
+
+Crops on a network drive (Google Drive on Colab) are simulated: every file opened under the
+"drive" folder first sleeps ``--latency-ms`` (a stand-in for the network round trip of a first read;
+throughput limits are not simulated), and a training step is a sleep of ``--gpu-step-ms`` (a GPU
+step, which a CPU here cannot stand in for). The data-wait share is the time spent waiting for the
+next batch over the whole step time, with dflib train's DataLoader (default workers, augmentation),
+reading the drive folder directly against reading the copy ``dflib.localcopy`` makes first.
 """
 from __future__ import annotations
 
 import argparse
+import builtins
+import contextlib
 import gc
 import os
 import statistics
@@ -37,7 +47,8 @@ from dflib.config import (  # noqa: E402
     save_json,
 )
 from dflib.cropfile import FaceClip, save_clip  # noqa: E402
-from dflib.data import VideoClipDataset, read_manifest  # noqa: E402
+from dflib.data import VideoClipDataset, collate_clips, read_manifest  # noqa: E402
+from dflib.localcopy import copy_to_local  # noqa: E402
 from dflib.models import create_model  # noqa: E402
 from dflib.train import train  # noqa: E402
 
@@ -139,6 +150,61 @@ def epoch_time(data_dir: Path, out: Path, args) -> None:
           f"with model build and checkpoint writing {time.perf_counter() - started:.1f} s", flush=True)
 
 
+@contextlib.contextmanager
+def slow_opens(folder: Path, latency_s: float):
+    """Every ``open`` of a file under ``folder`` sleeps ``latency_s`` first (numpy's crop loading and
+    the copy both open through it); DataLoader workers are forked, so they inherit it."""
+    original, prefix = builtins.open, str(folder.resolve())
+
+    def open_slowly(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file).startswith(prefix):
+            time.sleep(latency_s)
+        return original(file, *args, **kwargs)
+
+    builtins.open = open_slowly
+    try:
+        yield
+    finally:
+        builtins.open = original
+
+
+def data_wait(folder: Path, args, epochs: int = 2) -> tuple[float, float]:
+    """(share of step time spent waiting for data, seconds per epoch) over ``epochs`` epochs of
+    simulated GPU steps, with dflib train's DataLoader settings."""
+    cfg = TrainConfig()
+    dataset = VideoClipDataset(folder, read_manifest(folder), args.frames, args.size, train=True,
+                               augment=AugmentConfig())
+    loader = DataLoader(dataset, batch_size=args.batch, shuffle=True, num_workers=cfg.workers,
+                        collate_fn=collate_clips, persistent_workers=False)
+    waited = stepped = 0.0
+    for _ in range(epochs):
+        started = time.perf_counter()
+        for _batch in loader:
+            fetched = time.perf_counter()
+            waited += fetched - started
+            time.sleep(args.gpu_step_ms / 1000)
+            started = time.perf_counter()
+            stepped += started - fetched
+    return waited / (waited + stepped), (waited + stepped) / epochs
+
+
+def drive_comparison(tmp: Path, args) -> None:
+    drive = synthetic_folder(tmp / "drive" / "preprocessed", args.drive_clips, args.frames, args.size)
+    print(f"\n-- crops on a network drive (simulated: {args.latency_ms:g} ms per file open, GPU step "
+          f"{args.gpu_step_ms:g} ms), {args.drive_clips} clips, B={args.batch}, T={args.frames}, {args.size} px, "
+          f"{TrainConfig().workers} DataLoader workers, augmentation on, 2 epochs")
+    with slow_opens(tmp / "drive", args.latency_ms / 1000):
+        share, epoch = data_wait(drive, args)
+        print(f"{'read from the drive every epoch':<44} data wait {100 * share:5.1f}% of step time, "
+              f"{epoch:6.2f} s per epoch", flush=True)
+        started = time.perf_counter()
+        local = copy_to_local(drive, tmp / "local", progress=False)
+        copied = time.perf_counter() - started
+        share, epoch = data_wait(local, args)
+    print(f"{'local copy made once (dflib.localcopy)':<44} data wait {100 * share:5.1f}% of step time, "
+          f"{epoch:6.2f} s per epoch; the copy took {copied:.2f} s once", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="a preprocessed data folder for the epoch time (default: synthetic)")
@@ -149,10 +215,18 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant, after one warm-up")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--clips", type=int, default=16, help="synthetic clips (at least batch x (steps + 1))")
+    parser.add_argument("--latency-ms", type=float, default=50.0,
+                        help="simulated network-drive latency per file open (an assumption, not a measurement)")
+    parser.add_argument("--gpu-step-ms", type=float, default=150.0, help="simulated GPU training step")
+    parser.add_argument("--drive-clips", type=int, default=64, help="clips in the network-drive comparison")
+    parser.add_argument("--drive-only", action="store_true", help="run only the network-drive comparison")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        drive_comparison(tmp, args)
+        if args.drive_only:
+            return 0
         clips = max(args.clips, args.batch * (args.steps + 1))
         synthetic = synthetic_folder(tmp / "synthetic", clips, args.frames, args.size)
         ours = VideoClipDataset(synthetic, read_manifest(synthetic), args.frames, args.size, train=True,
