@@ -97,14 +97,29 @@ def test_colab_links_rewrites_every_address_for_a_new_repository(tmp_path, monke
                [c.source for c in unchanged.cells[1:] if c is not code_cells(unchanged)[0]]
 
 
+@pytest.fixture
+def standin_colab(monkeypatch):
+    """``google.colab`` importable from tests/colab_standin for one test, and gone afterwards: dflib
+    treats a process that has imported it as Colab (and would, e.g., download ImageNet weights)."""
+    import sys
+
+    before = {name for name in sys.modules if name.split(".")[0] == "google"}
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "colab_standin"))
+    yield
+    for name in [name for name in sys.modules if name.split(".")[0] == "google" and name not in before]:
+        del sys.modules[name]
+    if "google" in sys.modules and "google.colab" not in before:
+        vars(sys.modules["google"]).pop("colab", None)
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_setup_cell_stops_with_a_plain_message_when_the_install_fails(name, tmp_path, monkeypatch, capsys):
+def test_setup_cell_stops_with_a_plain_message_when_the_install_fails(name, tmp_path, monkeypatch, capsys,
+                                                                      standin_colab):
     """On Colab without dflib, a failed pip install ends the cell with SystemExit naming the repository
     (Colab's "Run all" stops there) instead of the next cell dying on ``import dflib``."""
     import subprocess
     import sys
 
-    monkeypatch.syspath_prepend(str(ROOT / "tests" / "colab_standin"))
     monkeypatch.setenv("DFLIB_DRIVE", str(tmp_path))
     monkeypatch.setitem(sys.modules, "dflib", None)  # not installed: `import dflib` raises ImportError
     calls = []
@@ -120,6 +135,16 @@ def test_setup_cell_stops_with_a_plain_message_when_the_install_fails(name, tmp_
     assert f"could not be installed from https://github.com/{repo}" in str(stopped.value)
     assert "repository not found" in capsys.readouterr().out  # pip's own words are shown too
     assert calls and calls[0][-1].endswith(f"git+https://github.com/{repo}") and (tmp_path / "MyDrive").is_dir()
+
+
+def test_the_colab_standin_leaves_no_trace(standin_colab):
+    from google.colab import drive  # noqa: F401
+
+
+def test_after_the_standin_dflib_does_not_think_it_runs_on_colab():
+    from dflib.models import _in_colab
+
+    assert not _in_colab()
 
 
 @pytest.mark.parametrize("name", NAMES)
