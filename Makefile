@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Spinning OpenMP threads make torch 2-3x slower when another process shares the cores.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test install benchmarks clean
+.PHONY: demo test install benchmarks clean colab-check test-py312
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,21 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# Colab's Python (3.12) with Colab's preinstalled versions; dflib installed as the notebooks' setup
+# cells do; fails if pip changes one of them; then the notebooks run on a stand-in Colab.
+colab-check:
+	$(PYTHON) scripts/colab_check.py
+
+# The suite on Python 3.12 with the newest versions pip resolves (PyAV 19 has no 3.11 wheels), so
+# a new release that breaks dflib shows here first.
+VENV312 ?= .venv312
+test-py312:
+	test -x $(VENV312)/bin/python || $$(scripts/python312.sh) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install -q --upgrade pip
+	$(VENV312)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -r requirements.txt -e ".[test,app,export,dlib]"
+	$(VENV312)/bin/python -c "import importlib.metadata as m; print('newest on 3.12:', *(f'{p} {m.version(p)}' for p in ('av', 'torch', 'numpy', 'gradio', 'onnxruntime', 'onnx', 'opencv-python-headless')))"
+	$(VENV312)/bin/python -m pytest -q
+
 benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/train.py
@@ -30,4 +45,4 @@ benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/export.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) $(VENV312) .venv-colab demo_out .pytest_cache
