@@ -27,7 +27,8 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 def describe(device: torch.device, dtype: torch.dtype | None) -> str:
     """One line for the training log: which precision runs, and on a GPU why."""
     if device.type != "cuda":
-        return f"precision: {NAMES[dtype]} on {device.type}" + (" (mixed precision is CUDA only)" if dtype is None else "")
+        note = " (mixed precision is CUDA only)" if dtype is None else ""
+        return f"precision: {NAMES[dtype]} on {device.type}{note}"
     major, minor = torch.cuda.get_device_capability(device)
     gpu = f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}"
     if dtype is None:

@@ -53,7 +53,8 @@ if IN_COLAB:
 
         print(f"installing dflib from https://github.com/{REPO} ...")
         requirement = f"dflib@EXTRAS@ @ git+https://github.com/{REPO}"
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement], capture_output=True, text=True)
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", requirement],
+                             capture_output=True, text=True)
         if pip.returncode != 0:
             print(pip.stdout[-2000:], pip.stderr[-4000:], sep="\\n")
             raise SystemExit(f"dflib could not be installed from https://github.com/{REPO} (pip's message is above). "
