@@ -40,7 +40,7 @@ from dflib.cropfile import FaceClip, save_clip  # noqa: E402
 from dflib.data import VideoClipDataset, collate_clips, read_manifest  # noqa: E402
 from dflib.explanation import grad_cam_maps  # noqa: E402
 from dflib.models import create_model  # noqa: E402
-from dflib.precision import NAMES, autocast_dtype  # noqa: E402
+from dflib.precision import NAMES, autocast_dtype, describe  # noqa: E402
 from dflib.prediction import Predictor  # noqa: E402
 from dflib.preprocess import ManifestRow, write_manifest  # noqa: E402
 from dflib.video import VideoReader, sample_indices  # noqa: E402
@@ -206,6 +206,8 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}; {args.model} (random init), batch {args.batch}, {args.frames}x{args.size} px, "
           f"{args.steps} timed steps after {args.warmup}; torch {torch.__version__}")
+    if device.type == "cuda":
+        print(f"dflib train's {describe(device, amp_dtype(device))}")
 
     fp32 = throughput(args, device, amp=False)
     amp = throughput(args, device, amp=True)
