@@ -313,3 +313,14 @@ def test_predict_notebook_shows_verdict_heatmaps_timeline_and_clip(work, predict
     assert batch[NO_FACE]["label"] == "NO_FACE" and batch[NO_FACE]["reason"]
     printed = "".join(o.get("text", "") for cell in code_cells(predicted) for o in cell.outputs)
     assert "The web app is not started" in printed  # headless: the page's cell must not start a server
+
+
+def test_colab_check_installs_what_the_setup_cells_install():
+    """make colab-check reads the pip requirement from the setup cells: it must find each one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("colab_check", ROOT / "scripts" / "colab_check.py")
+    colab_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(colab_check)
+    assert colab_check.setup_cell_requirements() == [f"dflib @ {ROOT.as_uri()}", f"dflib[app] @ {ROOT.as_uri()}"]
+    assert {"numpy", "protobuf", "torch", "opencv-python"} <= colab_check.pinned_names()
