@@ -137,6 +137,15 @@ class TrainConfig:
                                              "preprocess --landmarks68), 5 (the detector's) or auto (68 where stored)")
     freeze_batchnorm: bool = opt(False, "keep BatchNorm statistics fixed while training (for fine-tuning pretrained "
                                         "weights with small batches); scale and shift still train")
+    photo_share: float = opt(-1.0, "share of training draws that are photographs (one-frame clips) rather than "
+                                   "videos; -1: every clip once per epoch, whatever it is")
+    tracks: str = opt("main", "face tracks trained on: main (each video's main face, which evaluation and "
+                              "prediction score; a FAKE video's other faces are often untouched) or all (only "
+                              "where the labels say which face is fake)")
+    init: str = opt("", "checkpoint whose weights start this run (e.g. a frame-level run's best.pt); its model "
+                        "settings are used")
+    freeze_trunk: bool = opt(False, "train only the sequence model and head; the frame CNN (and its BatchNorm "
+                                    "statistics) stays as --init left it")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
 
 
@@ -148,11 +157,13 @@ ALL_TRACKS_HELP = ("score every face track with at least the checkpoint's min_fr
 class EvaluateConfig:
     """Options of ``dflib evaluate``: the same track policy and threshold as ``dflib predict``."""
 
-    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt)")
+    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt); empty: the detector that ships "
+                              "with dflib")
     data: str = opt("", "preprocessed folder (the --out of `dflib preprocess`)")
     split: str = opt("test", "train, val, test (the checkpoint's splits) or all (every labelled video)")
     out: str = opt("", "folder for metrics.json, scores.csv and figures")
-    threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
+    threshold: float = opt(-1.0, "P(FAKE) at or above which a video is called FAKE; negative: the threshold stored "
+                                 "in the checkpoint (0.5 where it stores none)")
     all_tracks: bool = opt(False, ALL_TRACKS_HELP + "; needs data preprocessed with --all-tracks")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
 
@@ -161,8 +172,10 @@ class EvaluateConfig:
 class PredictConfig:
     """Options of ``dflib predict``; preprocessing settings come from the checkpoint."""
 
-    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt)")
-    threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
+    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt); empty: the detector that ships "
+                              "with dflib")
+    threshold: float = opt(-1.0, "P(FAKE) at or above which a video is called FAKE; negative: the threshold stored "
+                                 "in the checkpoint (0.5 where it stores none)")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
     explain: str = opt("", "folder for Grad-CAM heatmaps, a score timeline and an annotated clip")
     all_tracks: bool = opt(False, ALL_TRACKS_HELP)
