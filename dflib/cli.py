@@ -115,7 +115,7 @@ def _cmd_evaluate(args) -> int:
     from dflib.evaluate import evaluate
 
     cfg = config_from_args(EvaluateConfig, args)
-    for name in ("checkpoint", "data", "out"):
+    for name in ("data", "out"):
         if not getattr(cfg, name):
             raise ValueError(f"--{name} is required")
     result = evaluate(cfg.checkpoint, cfg.data, split=cfg.split, out=cfg.out, progress=not args.quiet,

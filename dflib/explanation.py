@@ -163,7 +163,7 @@ class Explanation:
     note: str = ""  # why there are no heatmaps although there is a face (a backend without PyTorch)
 
 
-def explain(video_path, checkpoint, out_dir: str | os.PathLike | None = None, **options) -> Explanation:
+def explain(video_path, checkpoint="", out_dir: str | os.PathLike | None = None, **options) -> Explanation:
     """Predict one video and explain the deciding face track; with ``out_dir``, write the figures there.
 
     ``checkpoint`` and ``options`` as in ``dflib.prediction.predict``.

@@ -27,10 +27,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dflib.checkpoint import stored_threshold
 from dflib.config import PreprocessConfig, from_dict
 from dflib.cropfile import FaceClip
 from dflib.io import atomic_write_text, printable_path
 from dflib.models import resolve_device
+from dflib.pretrained import shipped_detector_file
 from dflib.video import VideoError
 
 FAKE, REAL, NO_FACE, ERROR = "FAKE", "REAL", "NO_FACE", "ERROR"
@@ -74,6 +76,7 @@ class Prediction:
     p_fake: float | None = None  # of the deciding face track
     confidence: float | None = None  # probability of ``label``; None for NO_FACE and ERROR
     threshold: float = 0.5
+    detector: str = ""  # which detector gave the verdict: a shipped one's name, or the checkpoint's path
     reason: str = ""
     frame_scores: list[float] = field(default_factory=list)  # running score of the deciding track
     frame_indices: list[int] = field(default_factory=list)
@@ -101,6 +104,8 @@ class Prediction:
         if self.confidence is not None:
             lines.append(f"Confidence: {100 * self.confidence:.2f}%")
         lines.append(f"Prediction: {self.label}")
+        if self.detector:
+            lines.append(f"Detector: {self.detector} (FAKE at P(FAKE) >= {self.threshold:.3g})")
         if self.reason:
             lines.append(f"Reason: {self.reason}")
         if 0 < self.frames_used < self.frames_sampled:
@@ -135,21 +140,22 @@ def _detector(name: str, long_side: int, min_score: float, backend: str):
 class Predictor:
     """A checkpoint loaded once, for any number of videos.
 
-    ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``; with
-    ``backend="onnx"``, the ``model.onnx`` written by ``dflib export`` (or its folder), run by
-    onnxruntime: the same scores, no PyTorch model (``model`` is None), so no Grad-CAM.
+    ``checkpoint`` is a path, a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``, or
+    empty for the detector that ships with dflib; with ``backend="onnx"``, the ``model.onnx``
+    written by ``dflib export`` (or its folder), run by onnxruntime: the same scores, no PyTorch
+    model (``model`` is None), so no Grad-CAM. ``threshold`` None (or negative, the configs'
+    "stored") takes the one stored in the checkpoint, 0.5 where it stores none.
     """
 
-    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = False,
+    def __init__(self, checkpoint="", threshold: float | None = None, device: str = "auto", all_tracks: bool = False,
                  backend: str = "torch"):
         from dflib.checkpoint import load_model
         from dflib.preprocess import LEGACY_SETTINGS
 
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if threshold is not None and threshold > 1.0:
+            raise ValueError(f"threshold must be in [0, 1] (or negative: the checkpoint's), got {threshold}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
-        self.threshold = float(threshold)
         self.device = resolve_device(device)
         self.backend = backend
         if backend == "onnx":
@@ -163,11 +169,12 @@ class Predictor:
             model, self.ckpt = checkpoint
             self.model = model.to(self.device).eval()
         else:
-            if not checkpoint:
-                raise ValueError("no checkpoint given: pass --checkpoint PATH (best.pt of a `dflib train` run)")
-            if not Path(checkpoint).expanduser().is_file():
+            checkpoint = Path(checkpoint).expanduser() if checkpoint else shipped_detector_file()
+            if not checkpoint.is_file():
                 raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-            self.model, self.ckpt = load_model(Path(checkpoint).expanduser(), self.device)
+            self.model, self.ckpt = load_model(checkpoint, self.device)
+        self.threshold = stored_threshold(self.ckpt) if threshold is None or threshold < 0 else float(threshold)
+        self.name = self.ckpt.get("detector") or (str(checkpoint) if not isinstance(checkpoint, (tuple, list)) else "")
         self.frames, self.size = int(self.ckpt["frames"]), int(self.ckpt["size"])
         self.fake_index = int(self.ckpt["label_map"]["FAKE"])
         if backend == "torch":
@@ -198,7 +205,7 @@ class Predictor:
 
         started = time.perf_counter()
         video = str(video_path)
-        result = Prediction(video=video, label=ERROR, threshold=self.threshold)
+        result = Prediction(video=video, label=ERROR, threshold=self.threshold, detector=self.name)
         decoded: dict[int, np.ndarray] = {}
         try:
             clips, row = process_video(Path(video_path), self.preprocess, self.detector, frames=decoded)
@@ -268,8 +275,9 @@ class TorchScores:
         return features[0], frame_p.cpu().tolist(), float(video_p)
 
 
-def predict(video_path, checkpoint, **options) -> Prediction:
-    """Predict one video. ``checkpoint``: a path, a ``(model, ckpt)`` pair or a ``Predictor``;
+def predict(video_path, checkpoint="", **options) -> Prediction:
+    """Predict one video. ``checkpoint``: a path, a ``(model, ckpt)`` pair, a ``Predictor``, or empty
+    for the detector that ships with dflib;
     ``options`` are PredictConfig's threshold, device, all_tracks and backend."""
     predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, **options)
     return predictor(video_path)
