@@ -35,10 +35,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from dflib.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from dflib.checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: E402
 from dflib.config import AugmentConfig, ModelConfig, PreprocessConfig, TrainConfig, to_dict  # noqa: E402
 from dflib.cropfile import load_clip  # noqa: E402
+from dflib.data import VideoClipDataset, read_manifest  # noqa: E402
 from dflib.evaluate import evaluate  # noqa: E402
 from dflib.image import is_image  # noqa: E402
 from dflib.metrics import threshold_for_false_alarms  # noqa: E402
@@ -165,6 +167,30 @@ def choose_threshold(checkpoint: Path, crops: Path) -> dict:
                      "validation people (none of them seen in training)"}
 
 
+def _p_fake(model, dataset, indices) -> list[float]:
+    with torch.inference_mode():
+        return [float(torch.softmax(model(dataset[i][0].unsqueeze(0))[0].float(), -1)[1]) for i in indices]
+
+
+def validation_choices(frames_best: Path, sequence_best: Path, crops: Path) -> dict:
+    """What the choices bought on validation, the REAL videos of validation people against their fixed
+    pseudo-fakes: the sequence stage against the frame stage's model used as it is on 8 frames, and
+    paired against unpaired REAL clips (how dflib validated before the pairs)."""
+    splits = load_checkpoint(sequence_best)["splits"]
+    rows = [row for row in read_manifest(crops) if splits.get(row.filename) == "val" and not is_image(row.filename)
+            and row.track in ("", "0")]
+    n, result = len(rows), {"val_videos": len(rows)}
+    for name, path in (("frame stage only", frames_best), ("frame + sequence stage", sequence_best)):
+        model, ckpt = load_model(path)
+        paired = VideoClipDataset(crops, rows, 8, int(ckpt["size"]), train=False, seed=0, fake_copies=True)
+        plain = VideoClipDataset(crops, rows, 8, int(ckpt["size"]), train=False)
+        fakes = _p_fake(model, paired, range(n, 2 * n))
+        labels = [0] * n + [1] * n
+        result[name] = {"paired": float(roc_auc_score(labels, _p_fake(model, paired, range(n)) + fakes)),
+                        "unpaired": float(roc_auc_score(labels, _p_fake(model, plain, range(n)) + fakes))}
+    return result
+
+
 # --- shipping -------------------------------------------------------------------------------------------
 
 
@@ -230,6 +256,7 @@ def main(argv=None) -> int:
         report[f"{name}_best"] = {"epoch": result["best_epoch"], "val_auc": best["val_auc"], "val_loss": best["val_loss"]}
     threshold = choose_threshold(Path(sequence["best"]), crops)
     report["threshold"] = threshold
+    report["validation_choices"] = validation_choices(Path(frames["best"]), Path(sequence["best"]), crops)
     report["total_s"] = round(time.perf_counter() - started, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "settings"}, indent=1), flush=True)
