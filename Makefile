@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Spinning OpenMP threads make torch 2-3x slower when another process shares the cores.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test install benchmarks clean
+.PHONY: demo test install benchmarks detector clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The shipped detector, from ../shared/data: about 1.5 hours on 2 cores, resumable (run it again).
+detector: $(VENV)/.installed
+	$(PY) recipes/shipped_detector.py --out recipe_out --ship
 
 benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/preprocess.py
