@@ -63,6 +63,11 @@ class PreprocessConfig:
     all_tracks: bool = opt(False, "keep every face track (one output per identity), not just the main face")
     landmarks68: bool = opt(False, "also store dlib's 68 face landmarks per crop, for pseudo-fake masks from "
                                    "their hulls as SBI (needs dflib[dlib]); prediction never computes them")
+    max_frame_pixels: int = opt(4096 * 4096, "videos whose frames have more pixels than this are refused before "
+                                              "decoding (the default takes 4K and DCI 4K; 0: no limit)")
+    max_video_frames: int = opt(1_000_000, "videos with more frames (packets) than this are refused before decoding: "
+                                           "indexing costs memory per packet (the default is over 9 hours at 30 fps; "
+                                           "0: no limit)")
     workers: int = opt(1, "worker processes")
     shard: str = opt("", "K/N: process only part K of N (1 <= K <= N) of the videos, chosen by a hash of the path, "
                          "into the same --out; N machines can split a dataset, and the last shard to finish writes "

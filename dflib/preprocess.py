@@ -139,7 +139,7 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
         raise ValueError("cfg.landmarks68 is set: pass a dflib.faces.Landmarks68 to find them")
     row = ManifestRow(filename=path.name, detector=cfg.detector)
     started = time.perf_counter()
-    reader = VideoReader(path)
+    reader = VideoReader(path, cfg.max_frame_pixels, cfg.max_video_frames)
     info = reader.info()
     row.video_frames, row.width, row.height, row.fps = info.n_frames, info.width, info.height, round(info.fps, 3)
     wanted = sample_indices(reader.n_frames, cfg.frames, cfg.sampling, cfg.stride, cfg.fps, info.fps)

@@ -61,3 +61,13 @@ def two_faces_video(tmp_path_factory):
         frame[100 - t:200 - t, 210 - t:295 - t] = face[:, ::-1]
         frames.append(frame)
     return write_video(tmp_path_factory.mktemp("videos") / "two_faces.mp4", frames)
+
+
+@pytest.fixture(scope="session")
+def huge_frame_video(tmp_path_factory) -> Path:
+    """Two black 8192x8192 frames in 16 kB: what costs is decoding them (~270 MB per frame as RGB and YUV)."""
+    import numpy as np
+
+    from dflib.synthetic import write_video
+
+    return write_video(tmp_path_factory.mktemp("videos") / "huge.mp4", [np.zeros((8192, 8192, 3), np.uint8)] * 2)
