@@ -194,6 +194,12 @@ class AppConfig(PredictConfig):
     max_file_size_mb: float = opt(200.0, "largest upload accepted, in MB")
     concurrency: int = opt(1, "videos analysed at the same time; the others wait in the queue")
     queue_size: int = opt(16, "uploads that may wait in the queue; more are turned away until it shortens")
+    time_limit_s: float = opt(300.0, "seconds a check may take once it leaves the queue: past it the person is told "
+                                     "so and given no verdict (0: no limit)")
+    allowed_hosts: str = opt("", "comma-separated host names the page may also be reached by (a reverse proxy's); "
+                                 "--host, localhost and 127.0.0.1 always are. Other Host headers are refused, which "
+                                 "stops DNS-rebinding pages in a local browser. With --host 0.0.0.0 and none "
+                                 "given, any")
     examples: str = opt("", "folder of example videos offered in the page (default: the checkpoint's held-out "
                             "test videos, where they are on disk)")
 

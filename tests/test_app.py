@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dflib.app import Uploads, example_videos, notebook_app, track_rows, verdict_html
+from dflib.app import example_videos, notebook_app, track_rows, verdict_html
 from dflib.cli import main
 from dflib.config import AppConfig
 from dflib.prediction import Prediction, Predictor, TrackScore
@@ -51,7 +51,7 @@ def test_no_face_and_error_are_explained_in_plain_words():
     assert "NO_FACE" in no_face and "no face found in 20 frames" in no_face and "nothing to judge" in no_face
     assert "clip &lt;1&gt;.mp4" in no_face and "/up/" not in no_face  # the file's name, escaped; no server path
     error = verdict_html(Prediction(video="x.mp4", label="ERROR", reason="not a readable video (Invalid data)"))
-    assert "could not be read as a video: not a readable video (Invalid data)" in error
+    assert "could not be checked: not a readable video (Invalid data)" in error
     assert "confidence" not in no_face + error
 
 
@@ -76,24 +76,6 @@ def test_examples_are_the_held_out_videos_still_on_disk(tmp_path):
     assert example_videos(AppConfig(), {}) == {}
     with pytest.raises(FileNotFoundError, match="no such folder"):
         example_videos(AppConfig(examples=str(tmp_path / "missing")), {})
-
-
-def test_an_upload_goes_once_no_check_needs_it_and_nothing_outside_the_cache_does(tmp_path):
-    cache, elsewhere = tmp_path / "cache", tmp_path / "mine.mp4"
-    upload = cache / "abc123" / "clip.mp4"
-    upload.parent.mkdir(parents=True)
-    upload.write_bytes(b"x")
-    elsewhere.write_bytes(b"x")
-    uploads = Uploads(cache)
-    uploads.release(str(elsewhere))
-    assert elsewhere.exists()
-    uploads.claim(str(upload))
-    uploads.claim(str(upload))  # the same video uploaded twice: one file, two checks
-    uploads.release(str(upload))
-    assert upload.exists()
-    uploads.release(str(upload))
-    assert not upload.exists() and not upload.parent.exists() and cache.is_dir()
-    assert not uploads.claims
 
 
 def test_notebook_starts_the_app_only_when_asked(checkpoint, capsys):
@@ -276,7 +258,7 @@ def test_page_says_why_a_text_file_named_mp4_cannot_be_checked(served, browser, 
     fake_video.write_text("these are my notes, not a video\n")
     text = _check_in_browser(browser, served.local_url, fake_video)
     assert "ERROR: this file could not be checked" in text
-    assert "could not be read as a video: not a readable video" in text and "notes.mp4" in text
+    assert "could not be checked: not a readable video" in text and "notes.mp4" in text
 
 
 @pytest.mark.slow
