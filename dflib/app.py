@@ -64,8 +64,8 @@ def verdict_html(prediction: Prediction, note: str = "") -> str:
                  "model's training videos had."]
     elif p.label == ERROR:
         headline = "ERROR: this file could not be checked"
-        lines = [f"It could not be checked: {p.reason}. Upload a complete video file (MP4, MOV, AVI, MKV or "
-                 "WebM)."]
+        lines = [f"It could not be checked: {p.reason}. A complete video file (MP4, MOV, AVI, MKV or WebM) of "
+                 "ordinary size can be."]
     else:
         headline = f"{p.label}: {100 * p.confidence:.1f}% confidence"
         lines = [f"P(FAKE) = {p.p_fake:.3f}; FAKE at {p.threshold:g} or above.",
@@ -226,25 +226,23 @@ def build_app(predictor: Predictor, cfg: AppConfig):
 
 def _within_time_limit(work, free: queue.SimpleQueue, limit_s: float, done=None):
     """``work(predictor)`` on a free Predictor in its own thread: its result (or its exception, raised
-    here), or None once ``limit_s`` (waiting for a Predictor included) has passed. A thread cannot be
-    stopped: one that overran keeps its Predictor until it ends, so no more checks run at once than
+    here), or None once it has run ``limit_s``. A thread cannot be stopped: one that overran keeps its
+    Predictor until it ends, and the next check waits for one, so no more checks run at once than
     were set. ``done(in_job)`` runs once the work has ended: here (``in_job`` True) when in time,
     else in that thread when it ends, after the job has returned."""
     outcome = []
     state = threading.Lock()
     abandoned = finished = False
+    worker = free.get()
 
     def run():
         nonlocal finished
         try:
-            worker = free.get()
-            try:
-                outcome.append(work(worker))
-            finally:
-                free.put(worker)
+            outcome.append(work(worker))
         except Exception as error:  # noqa: BLE001 - raised in the waiting thread
             outcome.append(error)
         finally:
+            free.put(worker)
             with state:
                 finished = True
                 late = abandoned
