@@ -220,7 +220,7 @@ def build_app(predictor: Predictor, cfg: AppConfig):
                 .then(finish, job, None, queue=False)
         demo.unload(end_session)
     demo.queue(default_concurrency_limit=cfg.concurrency, max_size=cfg.queue_size)
-    demo.upload_cache = cache
+    demo.upload_cache, demo.jobs_root = cache, jobs_root
     return demo
 
 
@@ -316,9 +316,11 @@ def launch(predictor: Predictor, cfg: AppConfig, inline: bool | None = None):
 
 
 def stop(demo) -> None:
-    """Close a server started by ``launch`` and delete every file it left in the upload cache."""
+    """Close a server started by ``launch`` and delete every file it left: in the upload cache, and
+    the job folders that checks sent through Gradio's API (not the page) leave for the sweep."""
     demo.close()
     demo.upload_cache.stop()
+    shutil.rmtree(demo.jobs_root, ignore_errors=True)
 
 
 def allowed_hosts(cfg: AppConfig) -> list[str]:
@@ -355,14 +357,17 @@ def app_cli(args, cfg: AppConfig) -> int:
                           backend=cfg.backend)
     # Stopped by SIGTERM (a service manager) or by SIGINT even when started in the background (a shell
     # then ignores SIGINT for it), the server still closes and its files are deleted.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.default_int_handler)
-    demo = launch(predictor, cfg)
-    print(f"dflib app: open {demo.local_url} in a browser; Ctrl+C stops it")
-    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"dflib app: listening on {cfg.host}: anyone who can reach this machine can use the page")
-    if demo.share_url:
-        print(f"dflib app: public link (valid while this runs): {demo.share_url}")
-    demo.block_thread()  # until Ctrl+C (or SIGTERM), which closes the server
-    demo.upload_cache.stop()
+    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        demo = launch(predictor, cfg)
+        print(f"dflib app: open {demo.local_url} in a browser; Ctrl+C stops it")
+        if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"dflib app: listening on {cfg.host}: anyone who can reach this machine can use the page")
+        if demo.share_url:
+            print(f"dflib app: public link (valid while this runs): {demo.share_url}")
+        demo.block_thread()  # until Ctrl+C (or SIGTERM), which closes the server
+        stop(demo)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0

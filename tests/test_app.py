@@ -96,6 +96,7 @@ def test_command_line_listens_on_localhost_unless_told(monkeypatch, checkpoint):
 
     seen = []
     monkeypatch.setattr(dflib.app, "launch", lambda predictor, cfg: seen.append(cfg) or Served())
+    monkeypatch.setattr(dflib.app, "stop", lambda demo: None)
     assert main(["app", "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
     assert (seen[0].host, seen[0].share, seen[0].concurrency) == ("127.0.0.1", False, 1)
     assert main(["app", "--checkpoint", str(checkpoint), "--device", "cpu", "--host", "0.0.0.0", "--share"]) == 0
