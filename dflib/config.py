@@ -171,8 +171,9 @@ class PredictConfig:
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
     explain: str = opt("", "folder for Grad-CAM heatmaps, a score timeline and an annotated clip")
     all_tracks: bool = opt(False, ALL_TRACKS_HELP)
-    backend: str = opt("torch", "torch: the checkpoint with PyTorch; onnx: a `dflib export --format onnx` file "
-                                "(--checkpoint DIR/model.onnx) with onnxruntime, scores only (no Grad-CAM)")
+    backend: str = opt("auto", "torch: the checkpoint with PyTorch; onnx: a `dflib export --format onnx` file "
+                               "(--checkpoint DIR/model.onnx) with onnxruntime, scores only (no Grad-CAM); auto: "
+                               "onnx for a .onnx file (or a folder holding model.onnx), else torch")
 
 
 @dataclass

@@ -49,7 +49,7 @@ def track_policy(all_tracks: bool) -> str:
     return "every face track, the most suspicious decides" if all_tracks else "main face track only"
 
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx")
 GRAD_CAM_NEEDS_TORCH = "Grad-CAM needs PyTorch: the onnx backend gives scores only (use the checkpoint, backend torch)"
 
 
@@ -132,6 +132,19 @@ def _detector(name: str, long_side: int, min_score: float, backend: str):
     return create_detector(name, long_side, min_score, backend)
 
 
+def backend_for(checkpoint, backend: str = "auto") -> str:
+    """``auto``: onnx for an ONNX file, or a folder holding the model.onnx ``dflib export`` writes;
+    torch for anything else. A file's kind is plain from its name: asking for a backend as well
+    only adds a way to get it wrong."""
+    if backend != "auto":
+        return backend
+    if isinstance(checkpoint, (str, os.PathLike)) and checkpoint:
+        path = Path(checkpoint).expanduser()
+        if path.suffix.lower() == ".onnx" or (path.is_dir() and (path / "model.onnx").is_file()):
+            return "onnx"
+    return "torch"
+
+
 class Predictor:
     """A checkpoint loaded once, for any number of videos.
 
@@ -141,7 +154,7 @@ class Predictor:
     """
 
     def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = False,
-                 backend: str = "torch"):
+                 backend: str = "auto"):
         from dflib.checkpoint import load_model
         from dflib.preprocess import LEGACY_SETTINGS
 
@@ -149,6 +162,7 @@ class Predictor:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
+        backend = backend_for(checkpoint, backend)
         self.threshold = float(threshold)
         self.device = resolve_device(device)
         self.backend = backend

@@ -152,6 +152,16 @@ def test_cli_exports_and_predicts_with_onnx(checkpoint, tmp_path, face_video, ca
     assert onnx_line["p_fake"] == pytest.approx(torch_line["p_fake"], abs=1e-4)
 
 
+def test_predict_takes_the_backend_from_the_model_file(checkpoint, exported, face_video, capsys):
+    from dflib.prediction import backend_for
+
+    assert main(["predict", str(face_video), "--checkpoint", str(exported["model"]), "--json", "--device", "cpu"]) == 0
+    assert "p_fake" in json.loads(capsys.readouterr().out)
+    assert Predictor(exported["model"], device="cpu").backend == "onnx"
+    assert backend_for(exported["model"].parent) == "onnx" and backend_for(checkpoint) == "torch"
+    assert backend_for(exported["model"], "torch") == "torch"  # as asked
+
+
 def test_onnx_backend_given_a_checkpoint_says_how_to_export(checkpoint, face_video, capsys):
     assert main(["predict", str(face_video), "--checkpoint", str(checkpoint), "--backend", "onnx"]) == 2
     assert "dflib export" in capsys.readouterr().err
