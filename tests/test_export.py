@@ -11,7 +11,8 @@ import torch
 from dflib.checkpoint import load_checkpoint
 from dflib.cli import main
 from dflib.explanation import explain
-from dflib.export import METADATA_FILE, METADATA_KEY, OnnxScores, export
+from dflib.export import METADATA_FILE, METADATA_KEY, export
+from dflib.scoring import OnnxScores
 from dflib.prediction import Predictor
 from tiny_checkpoint import tiny_checkpoint
 
