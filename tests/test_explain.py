@@ -13,7 +13,8 @@ import dflib.explanation
 from dflib.config import PredictConfig
 from dflib.explanation import explain, frame_influence, grad_cam_maps, raw_grad_cam, upsample_cells, write_animation
 from dflib.models import create_model
-from dflib.prediction import Predictor, predict_cli
+from dflib.cli import predict_cli
+from dflib.prediction import Predictor
 from tiny_checkpoint import tiny_checkpoint
 
 EXPECTED_FILES = {"last_frame", "grid", "full_frame", "timeline", "animation", "prediction"}
