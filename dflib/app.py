@@ -127,6 +127,8 @@ def build_app(predictor: Predictor, cfg: AppConfig):
     if cfg.concurrency < 1 or cfg.queue_size < 1 or cfg.max_file_size_mb <= 0:
         raise ValueError(f"--concurrency and --queue-size must be at least 1 and --max-file-size-mb above 0, got "
                          f"{cfg.concurrency}, {cfg.queue_size} and {cfg.max_file_size_mb:g}")
+    if cfg.time_limit_s < 0:
+        raise ValueError(f"--time-limit-s must be 0 (no limit) or more, got {cfg.time_limit_s:g}")
     from dflib.notebook import describe_checkpoint
 
     examples = example_videos(cfg, predictor.ckpt)
@@ -347,7 +349,9 @@ def notebook_app(predictor: Predictor, cfg: AppConfig | None = None, start: bool
         print("The web app is not started: set LAUNCH_APP = True above to start it here (needs "
               f"{INSTALL_HINT}), or run `dflib app --checkpoint CHECKPOINT` in a terminal.")
         return None
-    return launch(predictor, cfg or AppConfig(port=0), inline=True)  # port 0: the first free from 7860
+    # Port 0: the first free from 7860. Colab shows the page through its own proxy, whose host name
+    # the page is then asked for: there any Host is accepted (the server is in Colab's machine).
+    return launch(predictor, cfg or AppConfig(port=0, allowed_hosts="*" if _in_colab() else ""), inline=True)
 
 
 def app_cli(args, cfg: AppConfig) -> int:

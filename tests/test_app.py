@@ -109,6 +109,8 @@ def test_a_server_that_would_take_no_job_is_refused(predictor):
 
     with pytest.raises(ValueError, match="--concurrency and --queue-size must be at least 1"):
         build_app(predictor, AppConfig(concurrency=0))
+    with pytest.raises(ValueError, match="--time-limit-s must be 0"):
+        build_app(predictor, AppConfig(time_limit_s=-1))
 
 
 # --- a running server -------------------------------------------------------------------------
