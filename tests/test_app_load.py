@@ -26,7 +26,7 @@ QUEUE_SIZE = 6
 LIMIT_MB = 2.0
 BURST = 12  # jobs sent at once, more than the queue holds
 # Memory after the run may exceed memory after the first check by this much (allocator caches,
-# Gradio's per-session state; +103 to +117 MB measured): a leak of 10 MB per check would exceed it.
+# Gradio's per-session state; +76 to +117 MB measured): a leak of 10 MB per check would exceed it.
 MEMORY_MARGIN_MB = 300
 
 
