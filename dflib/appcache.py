@@ -4,9 +4,10 @@ Gradio stores an upload under a hash of its content, so the same video uploaded 
 person or two, is one file that several jobs need. A file here is deleted only when no session
 holds a claim on it, no running job uses it and no queued job names it; a session releases only
 its own claims. Only uploads (what Gradio's upload route recorded) are deleted when their jobs
-are done, never the page's results, which the browser fetches afterwards and Gradio's own
-``delete_cache`` removes. Files that nothing tracks (an upload cut off mid-way leaves a ``tmp*``
-file in the cache) are swept once they are old enough that no upload can still be writing them.
+are done, never the page's results, which the browser fetches afterwards. Every other file that
+nothing holds (results, the ``tmp*`` file an upload cut off mid-way leaves, files of an earlier
+run) is swept once it is old enough that no page or upload can still want it, and every file of
+this run when the server stops.
 """
 from __future__ import annotations
 
