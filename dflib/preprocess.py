@@ -142,7 +142,7 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
     row = ManifestRow(filename=path.name, detector=cfg.detector)
     started = time.perf_counter()
     photo = is_image(path)
-    reader = ImageReader(path) if photo else VideoReader(path)
+    reader = ImageReader(path) if photo else VideoReader(path, cfg.max_frame_pixels, cfg.max_video_frames)
     info = reader.info()
     row.video_frames, row.width, row.height, row.fps = info.n_frames, info.width, info.height, round(info.fps, 3)
     wanted = sample_indices(reader.n_frames, cfg.frames, cfg.sampling, cfg.stride, cfg.fps, info.fps)

@@ -11,7 +11,8 @@ from dflib.checkpoint import load_checkpoint, load_model
 from dflib.cli import main
 from dflib.config import PredictConfig, PreprocessConfig
 from dflib.models import resolve_device
-from dflib.prediction import CSV_COLUMNS, Prediction, Predictor, predict, predict_cli
+from dflib.cli import predict_cli
+from dflib.prediction import CSV_COLUMNS, Prediction, Predictor, predict
 from tiny_checkpoint import tiny_checkpoint
 
 
