@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Spinning OpenMP threads make torch 2-3x slower when another process shares the cores.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test install benchmarks clean colab-check test-py312
+.PHONY: demo test test-no-shared install benchmarks detector clean colab-check test-py312
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ test-py312:
 	$(VENV312)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -r requirements.txt -e ".[test,app,export,dlib]"
 	$(VENV312)/bin/python -c "import importlib.metadata as m; print('newest on 3.12:', *(f'{p} {m.version(p)}' for p in ('av', 'torch', 'numpy', 'gradio', 'onnxruntime', 'onnx', 'opencv-python-headless')))"
 	$(VENV312)/bin/python -m pytest -q
+
+# The shipped detector, from ../shared/data: about 1.5 hours on 2 cores, resumable (run it again).
+detector: $(VENV)/.installed
+	$(PY) recipes/shipped_detector.py --out recipe_out --ship
+
+# The tests whose inputs change with ../shared/data, run again with it hidden: what a fresh clone
+# without the sample clips runs.
+test-no-shared: $(VENV)/.installed
+	DFLIB_SAMPLE_DATA=/nonexistent $(PY) -m pytest -q -m either_sample_data
 
 benchmarks: $(VENV)/.installed
 	$(PY) benchmarks/preprocess.py

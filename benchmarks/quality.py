@@ -22,6 +22,7 @@ The hyperparameters were fixed before any test clip was scored (see ``settings``
 
     python benchmarks/quality.py [--out quality_out] [--runs full mask5 random bn_frozen]
     python benchmarks/quality.py --train DIR --test DIR
+    python benchmarks/quality.py --checkpoint shipped [--checkpoint best.pt ...]   # score, no training
 
 Preprocessing is kept in --out and reused by a rerun, as are finished runs (reported as reused).
 """
@@ -41,10 +42,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from dflib.checkpoint import load_model  # noqa: E402
 from dflib.config import AugmentConfig, ModelConfig, PreprocessConfig, TrainConfig  # noqa: E402
 from dflib.evaluate import evaluate  # noqa: E402
 from dflib.metrics import video_metrics  # noqa: E402
-from dflib.preprocess import CONFIG_FILE, preprocess  # noqa: E402
+from dflib.preprocess import CONFIG_FILE, preprocess, read_manifest_rows  # noqa: E402
+from dflib.pretrained import DEFAULT_DETECTOR, shipped_detector_file  # noqa: E402
 from dflib.train import train  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -139,23 +142,43 @@ def run_one(name: str, train_dir: Path, test_dir: Path, test_split: str, methods
     train_seconds, train_cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     history = trained["history"]
     started = time.perf_counter()
-    result = evaluate(trained["best"], test_dir, split=test_split, out=run_dir / "test", progress=False)
+    result = evaluate(trained["best"], test_dir, split=test_split, out=run_dir / "test", progress=False,
+                      threshold=0.5)
     eval_seconds = time.perf_counter() - started
-    scores = result.scores
-    by_method = {}
-    if methods:
-        method = scores["filename"].map(methods).fillna("?")
-        real = method == "REAL"
-        for generator in sorted(set(method) - {"REAL"}):
-            subset = real | (method == generator)
-            by_method[generator] = video_metrics(scores["label"][subset], scores["p_fake"][subset])
     best = next(r for r in history if r["epoch"] == trained["best_epoch"])
     return {
         "run": name, "reused": reused, "train_s": sum(r["seconds"] for r in history),
         "wall_train_s": train_seconds, "cpu_train_s": train_cpu, "eval_s": eval_seconds, "best_epoch": trained["best_epoch"],
-        "val_auc": best["val_auc"], "metrics": result.metrics, "by_method": by_method,
+        "val_auc": best["val_auc"], "metrics": result.metrics, "by_method": _by_method(result.scores, methods, result.metrics["threshold"]),
         "config": dataclasses.asdict(cfg),
     }
+
+
+def _by_method(scores, methods: dict, threshold: float) -> dict:
+    """Each generator's FAKE clips against every REAL test clip."""
+    if not methods:
+        return {}
+    method = scores["filename"].map(methods).fillna("?")
+    real = method == "REAL"
+    return {generator: video_metrics(scores["label"][real | (method == generator)],
+                                     scores["p_fake"][real | (method == generator)], threshold)
+            for generator in sorted(set(method) - {"REAL"})}
+
+
+def score_checkpoint(checkpoint: str, test_dir: Path, test_split: str, methods: dict, out: Path) -> dict:
+    """A trained checkpoint (``shipped``: the detector dflib ships) on the test clips, at its stored
+    threshold, without training. The test clips are the benchmark's own (its label file's split)."""
+    path = shipped_detector_file() if checkpoint == "shipped" else Path(checkpoint)
+    name = DEFAULT_DETECTOR if checkpoint == "shipped" else path.stem
+    model, ckpt = load_model(path)
+    if test_split != "all":  # the checkpoint's own splits know nothing of this benchmark's clips
+        ckpt = {**ckpt, "splits": {row.filename: row.split or "train" for row in read_manifest_rows(test_dir)}}
+    started = time.perf_counter()
+    result = evaluate((model, ckpt), test_dir, split=test_split, out=out / "scored" / name, progress=False)
+    return {"run": name, "reused": False, "train_s": 0.0, "wall_train_s": 0.0, "cpu_train_s": 0.0,
+            "eval_s": time.perf_counter() - started, "best_epoch": ckpt.get("best_epoch", "-"),
+            "val_auc": ckpt.get("best_metric"), "metrics": result.metrics,
+            "by_method": _by_method(result.scores, methods, result.metrics["threshold"]), "checkpoint": str(path)}
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -175,12 +198,14 @@ def report(results: list[dict], context: dict) -> str:
                  f"of wall time, {context['cpu_s'] / 60:.1f} min of CPU time (on 2 idle cores, about half of that "
                  "in wall time).")
     lines += ["", "| run | train min (wall) | train min (CPU) | best epoch | val AUC (pseudo-fakes) | test ROC AUC | "
-              "AP | accuracy |", "|---|---|---|---|---|---|---|---|"]
+              "AP | accuracy | threshold | FAKE caught | REAL flagged |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         m = r["metrics"]
         minutes = f"{r['train_s'] / 60:.1f}" + (" (reused)" if r["reused"] else "")
+        flagged = m["confusion"][0][1] / m["n_real"] if m["n_real"] else None
         lines.append(f"| {r['run']} | {minutes} | {r['cpu_train_s'] / 60:.1f} | {r['best_epoch']} | "
-                     f"{_f(r['val_auc'])} | {_f(m['roc_auc'])} | {_f(m['average_precision'])} | {_f(m['accuracy'])} |")
+                     f"{_f(r['val_auc'])} | {_f(m['roc_auc'])} | {_f(m['average_precision'])} | {_f(m['accuracy'])} | "
+                     f"{m['threshold']:.3g} | {_f(m['recall'])} | {_f(flagged)} |")
     for title, key in (("per source (REAL vs FAKE of that source)", "by_source"),
                        ("per method (its FAKE clips vs every test REAL)", "by_method")):
         groups = sorted({g for r in results for g in (r["metrics"].get(key) if key == "by_source" else r[key])})
@@ -213,10 +238,15 @@ def main(argv=None) -> int:
     parser.add_argument("--shared", default=str(SHARED), help="the shared data folder (real_pool/, videos/)")
     parser.add_argument("--train", default="", help="a preprocessed folder to train on instead of the shared data")
     parser.add_argument("--test", default="", help="a preprocessed folder to test on (every labelled clip)")
-    parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=list(RUNS),
+    parser.add_argument("--checkpoint", action="append", default=[],
+                        help="score this checkpoint (shipped: the detector dflib ships) on the test clips instead of "
+                             "training; repeat for several")
+    parser.add_argument("--runs", nargs="+", default=None, choices=list(RUNS),
                         help=f"which runs (default: {' '.join(DEFAULT_RUNS)}; bn_frozen measured the "
                              "--freeze-batchnorm default once)")
     args = parser.parse_args(argv)
+    if args.runs is None:  # with --checkpoint, only the runs asked for beside it
+        args.runs = [] if args.checkpoint else DEFAULT_RUNS
     if bool(args.train) != bool(args.test):
         parser.error("give both --train and --test, or neither")
     out = Path(args.out).resolve()
@@ -236,7 +266,7 @@ def main(argv=None) -> int:
         train_dir, methods = default_data(Path(args.shared), out)
         test_dir, split, runs = train_dir, "test", args.runs
         context["preprocess_s"] = time.perf_counter() - started
-    results = []
+    results = [score_checkpoint(checkpoint, test_dir, split, methods, out) for checkpoint in args.checkpoint]
     for name in runs:
         print(f"--- run {name}", flush=True)
         results.append(run_one(name, train_dir, test_dir, split, methods, out))

@@ -3,8 +3,10 @@
 The main entry points are reachable from the top level, loaded on first use so that
 ``import dflib`` (and ``dflib --help``) stays instant::
 
-    dflib.predict("video.mp4", "best.pt")        # -> Prediction
-    dflib.explain("video.mp4", "best.pt", out_dir="explain/")
+    dflib.predict("video.mp4")                   # -> Prediction, by the detector dflib ships
+    dflib.predict("video.mp4", "best.pt")        # or by a checkpoint of your own
+    dflib.explain("video.mp4", out_dir="explain/")
+    model, ckpt = dflib.load_pretrained("sbi-lite0")
     dflib.create_model("resnext50_lstm", pretrained="none"); dflib.list_models()
 """
 import importlib
@@ -19,6 +21,8 @@ _EXPORTS = {
     "create_model": "dflib.models",
     "list_models": "dflib.models",
     "list_detectors": "dflib.faces",
+    "load_pretrained": "dflib.pretrained",
+    "list_pretrained": "dflib.pretrained",
 }
 __all__ = sorted(_EXPORTS)
 

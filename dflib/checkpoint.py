@@ -92,6 +92,15 @@ def _check_container(path: Path) -> None:
     raise CheckpointError(f"{path}: not a PyTorch checkpoint file ({kind})")
 
 
+DEFAULT_THRESHOLD = 0.5
+
+
+def stored_threshold(ckpt: dict) -> float:
+    """The decision threshold a checkpoint was calibrated with (the shipped detector's flags at most 5%
+    of REAL validation videos); 0.5 for one that stores none."""
+    return float(ckpt.get("threshold", DEFAULT_THRESHOLD))
+
+
 def load_model(path_or_ckpt: str | os.PathLike | dict, device: str | torch.device = "cpu"):
     """(model in eval mode on ``device``, checkpoint dict); the architecture comes from the checkpoint."""
     from dflib.models import model_from_config

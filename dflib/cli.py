@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from dflib import __version__
@@ -115,7 +116,7 @@ def _cmd_evaluate(args) -> int:
     from dflib.evaluate import evaluate
 
     cfg = config_from_args(EvaluateConfig, args)
-    for name in ("checkpoint", "data", "out"):
+    for name in ("data", "out"):
         if not getattr(cfg, name):
             raise ValueError(f"--{name} is required")
     result = evaluate(cfg.checkpoint, cfg.data, split=cfg.split, out=cfg.out, progress=not args.quiet,
@@ -125,9 +126,74 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from dflib.prediction import predict_cli
-
     return predict_cli(args, config_from_args(PredictConfig, args))
+
+
+def predict_cli(args, cfg) -> int:
+    """``dflib predict``: one block (or JSON object) per video, a CSV with --out, files with --explain."""
+    from tqdm.auto import tqdm
+
+    from dflib.explanation import explain
+    from dflib.io import printable_path
+    from dflib.prediction import (ERROR, FAKE, GRAD_CAM_NEEDS_TORCH, NO_FACE, REAL, Prediction, Predictor,
+                                  expand_videos, write_csv)
+
+    videos = expand_videos(args.videos)
+    explain_to = Path(cfg.explain).expanduser() if cfg.explain else None
+    if explain_to is not None:
+        # Earlier explanations (annotated.mp4) in a folder below the videos are outputs, not inputs.
+        videos = [(path, name) for path, name in videos if not path.resolve().is_relative_to(explain_to.resolve())]
+        if not videos:
+            raise FileNotFoundError(f"no video found in: {', '.join(args.videos)} (outside the --explain folder)")
+    _check_csv_path(args.out, videos)
+    predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks,
+                          backend=cfg.backend)
+    if explain_to is not None and predictor.model is None:
+        print(f"dflib predict: {GRAD_CAM_NEEDS_TORCH}; --explain writes the score timeline and prediction.json",
+              file=sys.stderr)
+    used: set[str] = set()
+    predictions = []
+    batch = len(videos) > 1
+    bar = tqdm(videos, desc="predict", unit="video", disable=args.quiet or not batch, file=sys.stderr)
+    for path, name in bar:
+        try:
+            if explain_to is not None:
+                prediction = explain(path, predictor, out_dir=explain_to / _unique_folder(name, used)).prediction
+            else:
+                prediction = predictor(path)
+        except Exception as error:  # noqa: BLE001 - one broken video must never stop a batch
+            prediction = Prediction(video=str(path), label=ERROR, threshold=predictor.threshold,
+                                    reason=f"unexpected error: {type(error).__name__}: {error}")
+        predictions.append(prediction)
+        text = json.dumps(prediction.to_dict()) if args.json else prediction.text() + ("\n" if batch else "")
+        tqdm.write(printable_path(text), file=sys.stdout)  # a name in another encoding breaks a UTF-8 terminal
+    if args.out:
+        write_csv(predictions, args.out)
+    if batch:
+        counts = {label: sum(p.label == label for p in predictions) for label in (FAKE, REAL, NO_FACE, ERROR)}
+        where = f"; results in {args.out}" if args.out else ""
+        print(f"{len(predictions)} videos: " + ", ".join(f"{n} {label}" for label, n in counts.items()) + where,
+              file=sys.stderr)
+    return 0
+
+
+def _unique_folder(name: str, used: set[str]) -> str:
+    candidate, number = name, 2
+    while candidate in used:
+        candidate, number = f"{name}-{number}", number + 1
+    used.add(candidate)
+    return candidate
+
+
+def _check_csv_path(out: str, videos: list) -> None:
+    """Refuse, before any work, a results path that is a folder or one of the input videos."""
+    if not out:
+        return
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a folder: give the path of a CSV file to write")
+    if path.exists() and any(path.samefile(video) for video, _ in videos if video.exists()):
+        raise ValueError(f"--out {path} is one of the input videos: give another path, inputs are never written to")
 
 
 def _cmd_export(args) -> int:

@@ -63,6 +63,11 @@ class PreprocessConfig:
     all_tracks: bool = opt(False, "keep every face track (one output per identity), not just the main face")
     landmarks68: bool = opt(False, "also store dlib's 68 face landmarks per crop, for pseudo-fake masks from "
                                    "their hulls as SBI (needs dflib[dlib]); prediction never computes them")
+    max_frame_pixels: int = opt(4096 * 4096, "videos whose frames have more pixels than this are refused before "
+                                              "decoding (the default takes 4K and DCI 4K; 0: no limit)")
+    max_video_frames: int = opt(1_000_000, "videos with more frames (packets) than this are refused before decoding: "
+                                           "indexing costs memory per packet (the default is over 9 hours at 30 fps; "
+                                           "0: no limit)")
     workers: int = opt(1, "worker processes")
     shard: str = opt("", "K/N: process only part K of N (1 <= K <= N) of the videos, chosen by a hash of the path, "
                          "into the same --out; N machines can split a dataset, and the last shard to finish writes "
@@ -137,6 +142,15 @@ class TrainConfig:
                                              "preprocess --landmarks68), 5 (the detector's) or auto (68 where stored)")
     freeze_batchnorm: bool = opt(False, "keep BatchNorm statistics fixed while training (for fine-tuning pretrained "
                                         "weights with small batches); scale and shift still train")
+    photo_share: float = opt(-1.0, "share of training draws that are photographs (one-frame clips) rather than "
+                                   "videos; -1: every clip once per epoch, whatever it is")
+    tracks: str = opt("main", "face tracks trained on: main (each video's main face, which evaluation and "
+                              "prediction score; a FAKE video's other faces are often untouched) or all (only "
+                              "where the labels say which face is fake)")
+    init: str = opt("", "checkpoint whose weights start this run (e.g. a frame-level run's best.pt); its model "
+                        "settings are used")
+    freeze_trunk: bool = opt(False, "train only the sequence model and head; the frame CNN (and its BatchNorm "
+                                    "statistics) stays as --init left it")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
 
 
@@ -148,11 +162,13 @@ ALL_TRACKS_HELP = ("score every face track with at least the checkpoint's min_fr
 class EvaluateConfig:
     """Options of ``dflib evaluate``: the same track policy and threshold as ``dflib predict``."""
 
-    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt)")
+    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt); empty: the detector that ships "
+                              "with dflib")
     data: str = opt("", "preprocessed folder (the --out of `dflib preprocess`)")
     split: str = opt("test", "train, val, test (the checkpoint's splits) or all (every labelled video)")
     out: str = opt("", "folder for metrics.json, scores.csv and figures")
-    threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
+    threshold: float = opt(-1.0, "P(FAKE) at or above which a video is called FAKE; negative: the threshold stored "
+                                 "in the checkpoint (0.5 where it stores none)")
     all_tracks: bool = opt(False, ALL_TRACKS_HELP + "; needs data preprocessed with --all-tracks")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
 
@@ -161,13 +177,16 @@ class EvaluateConfig:
 class PredictConfig:
     """Options of ``dflib predict``; preprocessing settings come from the checkpoint."""
 
-    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt)")
-    threshold: float = opt(0.5, "P(FAKE) at or above which a video is called FAKE")
+    checkpoint: str = opt("", "a checkpoint written by `dflib train` (best.pt); empty: the detector that ships "
+                              "with dflib")
+    threshold: float = opt(-1.0, "P(FAKE) at or above which a video is called FAKE; negative: the threshold stored "
+                                 "in the checkpoint (0.5 where it stores none)")
     device: str = opt("auto", "auto (CUDA if available), cpu or cuda")
     explain: str = opt("", "folder for Grad-CAM heatmaps, a score timeline and an annotated clip")
     all_tracks: bool = opt(False, ALL_TRACKS_HELP)
-    backend: str = opt("torch", "torch: the checkpoint with PyTorch; onnx: a `dflib export --format onnx` file "
-                                "(--checkpoint DIR/model.onnx) with onnxruntime, scores only (no Grad-CAM)")
+    backend: str = opt("auto", "torch: the checkpoint with PyTorch; onnx: a `dflib export --format onnx` file "
+                               "(--checkpoint DIR/model.onnx) with onnxruntime, scores only (no Grad-CAM); auto: "
+                               "onnx for a .onnx file (or a folder holding model.onnx), else torch")
 
 
 @dataclass
@@ -189,6 +208,12 @@ class AppConfig(PredictConfig):
     max_file_size_mb: float = opt(200.0, "largest upload accepted, in MB")
     concurrency: int = opt(1, "videos analysed at the same time; the others wait in the queue")
     queue_size: int = opt(16, "uploads that may wait in the queue; more are turned away until it shortens")
+    time_limit_s: float = opt(300.0, "seconds a check may take once it leaves the queue: past it the person is told "
+                                     "so and given no verdict (0: no limit)")
+    allowed_hosts: str = opt("", "comma-separated host names the page may also be reached by (a reverse proxy's); "
+                                 "--host, localhost and 127.0.0.1 always are. Other Host headers are refused, which "
+                                 "stops DNS-rebinding pages in a local browser. With --host 0.0.0.0 and none "
+                                 "given, any")
     examples: str = opt("", "folder of example videos offered in the page (default: the checkpoint's held-out "
                             "test videos, where they are on disk)")
 

@@ -279,12 +279,12 @@ class VideoClipDataset(Dataset):
         self.seed = seed
         self.sampling = sampling if train else "uniform"
         self.epoch = 0
-        self._make_pseudo_fake = None
+        self._pseudofake = None
         self._fake_copies = [i for i, row in enumerate(self.rows) if row.label == "REAL"] if fake_copies else []
         if (pseudo_fakes and train) or self._fake_copies:
-            from dflib.pseudofake import make_pseudo_fake
+            from dflib import pseudofake
 
-            self._make_pseudo_fake = make_pseudo_fake
+            self._pseudofake = pseudofake
 
     def set_epoch(self, epoch: int) -> None:
         """New random draws each epoch; call before iterating (workers get a fresh copy each epoch)."""
@@ -315,11 +315,20 @@ class VideoClipDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index, draw]) if self.train else None
         chosen = choose_frames(len(clip), self.frames, self.sampling, rng)
         crops = clip.crops[chosen]
-        if self.train:
-            if self._make_pseudo_fake and label == LABELS["REAL"] and rng.random() < self.pseudo_fakes:
-                crops, _, _ = self._make_pseudo_fake(crops, clip.landmarks[chosen], rng,
-                                                     landmarks68=self._landmarks68(clip, chosen, path))
+        if self._pseudofake:
+            # Every clip that is not made a pseudo-fake is the real half of a pair: a change the fakes
+            # make to the whole frame then comes with either label, and is no cue. In validation a
+            # REAL clip is the pair of its fixed fake copy.
+            landmarks, landmarks68 = clip.landmarks[chosen], self._landmarks68(clip, chosen, path)
+            if not self.train:
+                crops = self._pseudofake.paired_real(crops, landmarks, np.random.default_rng([self.seed, index]),
+                                                     landmarks68)
+            elif label == LABELS["REAL"] and rng.random() < self.pseudo_fakes:
+                crops, _, _ = self._pseudofake.make_pseudo_fake(crops, landmarks, rng, landmarks68=landmarks68)
                 label = LABELS["FAKE"]
+            else:
+                crops = self._pseudofake.paired_real(crops, landmarks, rng, landmarks68)
+        if self.train:
             crops = ClipAugment(self.augment, rng)(crops)
         return clip_to_tensor(crops, self.size), label, index
 
@@ -329,9 +338,9 @@ class VideoClipDataset(Dataset):
         path = self.data_dir / self.rows[source].output
         clip = load_clip(path)
         chosen = choose_frames(len(clip), self.frames, "uniform")
-        crops, _, _ = self._make_pseudo_fake(clip.crops[chosen], clip.landmarks[chosen],
-                                             np.random.default_rng([self.seed, source]),
-                                             landmarks68=self._landmarks68(clip, chosen, path))
+        crops, _, _ = self._pseudofake.make_pseudo_fake(clip.crops[chosen], clip.landmarks[chosen],
+                                                        np.random.default_rng([self.seed, source]),
+                                                        landmarks68=self._landmarks68(clip, chosen, path))
         return clip_to_tensor(crops, self.size), LABELS["FAKE"], index
 
     def _landmarks68(self, clip, chosen: np.ndarray, path: Path) -> np.ndarray | None:

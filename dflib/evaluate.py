@@ -73,15 +73,17 @@ def _number(value: float | None) -> str:
 
 
 def evaluate(checkpoint, data: str | os.PathLike, split: str = "test", out: str | os.PathLike | None = None,
-             progress: bool = True, threshold: float = 0.5, device: str = "auto",
+             progress: bool = True, threshold: float | None = None, device: str = "auto",
              all_tracks: bool = False) -> EvalResult:
     """Score every video of ``split`` (train, val, test, or all labelled ok rows) in the
     preprocessed folder ``data``; with ``out``, write metrics.json, scores.csv and PNGs there.
 
-    ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``;
-    ``all_tracks`` as ``dflib predict --all-tracks``.
+    ``checkpoint`` is a path, a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``, or
+    empty for the detector that ships with dflib; ``threshold`` None (or negative) is the one stored
+    in the checkpoint, as in ``dflib predict``; ``all_tracks`` as ``dflib predict --all-tracks``.
     """
-    from dflib.checkpoint import load_model
+    from dflib.checkpoint import load_model, stored_threshold
+    from dflib.pretrained import shipped_detector_file
     from dflib.data import VideoClipDataset, read_manifest
     from dflib.prediction import scored_tracks, track_policy
 
@@ -94,7 +96,9 @@ def evaluate(checkpoint, data: str | os.PathLike, split: str = "test", out: str 
         model, ckpt = checkpoint
         model = model.to(torch_device).eval()
     else:
-        model, ckpt = load_model(checkpoint, torch_device)
+        model, ckpt = load_model(checkpoint or shipped_detector_file(), torch_device)
+    if threshold is None or threshold < 0:
+        threshold = stored_threshold(ckpt)
     rows = read_manifest(data)
     splits = ckpt.get("splits") or {}
     notes = []

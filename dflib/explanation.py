@@ -128,9 +128,22 @@ def _gradients_only_at(model: nn.Module, layer: nn.Module):
 def grad_cam_maps(model, frames: torch.Tensor, fake_index: int) -> np.ndarray:
     """(T, H, W) maps at the input size, divided by their maximum over the whole video."""
     raw = torch.from_numpy(raw_grad_cam(model, frames, fake_index)).float()
-    maps = F.interpolate(raw[:, None], size=tuple(frames.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
+    maps = upsample_cells(raw, tuple(frames.shape[-2:]))
     peak = float(maps.max())
     return (maps / peak if peak > 0 else maps).numpy()
+
+
+def upsample_cells(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(T, h, w) feature-cell maps -> (T, H, W), bilinear, each cell at the input pixel its receptive
+    field is centred on: stride x index for the "same"-padded CNNs used here. Plain resizing
+    (``align_corners=False``) puts cell i at (i + 1/2) x stride, half a cell off (16 px at 448 px
+    on resnet18); past the last cell the map is held flat."""
+    (height, width), (rows, cols) = size, raw.shape[-2:]
+    # grid_sample's coordinate g (align_corners=False) reads cell ((g + 1) x cells - 1) / 2; pixel x wants x / stride.
+    ys = (2 * torch.arange(height, dtype=torch.float32) * rows / height + 1) / rows - 1
+    xs = (2 * torch.arange(width, dtype=torch.float32) * cols / width + 1) / cols - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).expand(raw.shape[0], height, width, 2)
+    return F.grid_sample(raw[:, None].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
 
 
 @torch.inference_mode()
@@ -163,7 +176,7 @@ class Explanation:
     note: str = ""  # why there are no heatmaps although there is a face (a backend without PyTorch)
 
 
-def explain(video_path, checkpoint, out_dir: str | os.PathLike | None = None, **options) -> Explanation:
+def explain(video_path, checkpoint="", out_dir: str | os.PathLike | None = None, **options) -> Explanation:
     """Predict one video and explain the deciding face track; with ``out_dir``, write the figures there.
 
     ``checkpoint`` and ``options`` as in ``dflib.prediction.predict``.

@@ -1,4 +1,5 @@
-"""A trained detector as a single ONNX or TorchScript file, and the ONNX file run by onnxruntime.
+"""A trained detector as a single ONNX or TorchScript file, and how to open the ONNX file with
+onnxruntime (``dflib.scoring.OnnxScores`` scores with it).
 
 The file takes a batch of face-crop sequences ``frames`` (batch, T, 3, size, size), float32, RGB
 normalised as recorded, with a dynamic batch and T from 1 up to the checkpoint's sequence length
@@ -185,33 +186,6 @@ def onnx_session(path: Path, device: str):
             raise ValueError("onnxruntime here has no CUDA provider: install onnxruntime-gpu, or use --device cpu")
         providers.insert(0, "CUDAExecutionProvider")
     return onnxruntime.InferenceSession(str(path), options, providers=providers)
-
-
-class OnnxScores:
-    """Per-step and video P(FAKE) of one face track from an exported ONNX file (``Predictor``'s onnx backend).
-
-    ``ckpt`` is the export's metadata, which has the checkpoint's keys that prediction reads.
-    """
-
-    def __init__(self, path: str | os.PathLike, device: torch.device):
-        path = onnx_file(path)
-        self.session = onnx_session(path, device.type)
-        recorded = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        if not recorded:
-            raise ValueError(f"{path}: no dflib metadata in this ONNX file: export it with `dflib export`")
-        self.ckpt = json.loads(recorded)
-        if self.ckpt.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"{path}: not a dflib export (metadata format {self.ckpt.get('format')!r})")
-        self.frames = int(self.ckpt["frames"])
-        self.fake_index = int(self.ckpt["label_map"]["FAKE"])
-
-    def __call__(self, frames: torch.Tensor) -> tuple[None, list[float], float]:
-        if not 1 <= frames.shape[0] <= self.frames:
-            # The exported graph takes up to its checkpoint's sequence length: refuse rather than cut.
-            raise ValueError(f"the ONNX model takes 1 to {self.frames} frames per face track (its checkpoint's "
-                             f"sequence length), got {frames.shape[0]}")
-        video, steps = self.session.run(list(OUTPUTS), {INPUT: frames.numpy()[None]})
-        return None, p_fake(steps[0], self.fake_index).tolist(), float(p_fake(video[0], self.fake_index))
 
 
 def export_cli(args, cfg) -> int:

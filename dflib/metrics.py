@@ -169,3 +169,15 @@ def _equal_error_rate(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
 
 def _none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
+
+
+def threshold_for_false_alarms(real_scores: Sequence[float], rate: float) -> float:
+    """The lowest P(FAKE) threshold (FAKE at or above it) that calls at most ``rate`` of these REAL
+    scores FAKE. Set on real videos, not on pseudo-fakes: those are easier than real deepfakes, so a
+    threshold chosen on them would let real ones through."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"the false-alarm rate must be in [0, 1), got {rate}")
+    ranked = np.sort(np.asarray(real_scores, dtype=np.float64))[::-1]
+    if not len(ranked):
+        raise ValueError("no REAL scores to set a threshold on")
+    return float(np.nextafter(ranked[int(np.floor(rate * len(ranked)))], 1.0))

@@ -193,7 +193,9 @@ def describe_checkpoint(predictor) -> str:
     """What a prediction rests on: which model, what input, how well it did in training."""
     ckpt = predictor.ckpt
     pre = predictor.preprocess
-    lines = [f"model {ckpt.get('model_config', {}).get('name', '?')}: {predictor.frames} frames of "
+    lines = [f"detector {predictor.name}: FAKE at P(FAKE) >= {predictor.threshold:.3g}"
+             + (f" ({ckpt['threshold_basis']['basis']})" if "threshold_basis" in ckpt else ""),
+             f"model {ckpt.get('model_config', {}).get('name', '?')}: {predictor.frames} frames of "
              f"{predictor.size}x{predictor.size} face crops ({pre.detector} detector, {pre.sampling} sampling), "
              f"on {predictor.device}"]
     if ckpt.get("epoch"):

@@ -14,9 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -25,12 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from dflib.checkpoint import stored_threshold
 from dflib.config import PreprocessConfig, from_dict
 from dflib.cropfile import FaceClip
 from dflib.io import atomic_write_text, printable_path
 from dflib.models import resolve_device
+from dflib.pretrained import shipped_detector_file
+from dflib.scoring import OnnxScores, TorchScores
 from dflib.video import VideoError
 
 FAKE, REAL, NO_FACE, ERROR = "FAKE", "REAL", "NO_FACE", "ERROR"
@@ -49,7 +49,7 @@ def track_policy(all_tracks: bool) -> str:
     return "every face track, the most suspicious decides" if all_tracks else "main face track only"
 
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx")
 GRAD_CAM_NEEDS_TORCH = "Grad-CAM needs PyTorch: the onnx backend gives scores only (use the checkpoint, backend torch)"
 
 
@@ -74,6 +74,7 @@ class Prediction:
     p_fake: float | None = None  # of the deciding face track
     confidence: float | None = None  # probability of ``label``; None for NO_FACE and ERROR
     threshold: float = 0.5
+    detector: str = ""  # which detector gave the verdict: a shipped one's name, or the checkpoint's path
     reason: str = ""
     frame_scores: list[float] = field(default_factory=list)  # running score of the deciding track
     frame_indices: list[int] = field(default_factory=list)
@@ -101,6 +102,8 @@ class Prediction:
         if self.confidence is not None:
             lines.append(f"Confidence: {100 * self.confidence:.2f}%")
         lines.append(f"Prediction: {self.label}")
+        if self.detector:
+            lines.append(f"Detector: {self.detector} (FAKE at P(FAKE) >= {self.threshold:.3g})")
         if self.reason:
             lines.append(f"Reason: {self.reason}")
         if 0 < self.frames_used < self.frames_sampled:
@@ -132,29 +135,42 @@ def _detector(name: str, long_side: int, min_score: float, backend: str):
     return create_detector(name, long_side, min_score, backend)
 
 
+def backend_for(checkpoint, backend: str = "auto") -> str:
+    """``auto``: onnx for an ONNX file, or a folder holding the model.onnx ``dflib export`` writes;
+    torch for anything else. A file's kind is plain from its name: asking for a backend as well
+    only adds a way to get it wrong."""
+    if backend != "auto":
+        return backend
+    if isinstance(checkpoint, (str, os.PathLike)) and checkpoint:
+        path = Path(checkpoint).expanduser()
+        if path.suffix.lower() == ".onnx" or (path.is_dir() and (path / "model.onnx").is_file()):
+            return "onnx"
+    return "torch"
+
+
 class Predictor:
     """A checkpoint loaded once, for any number of videos.
 
-    ``checkpoint`` is a path or a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``; with
-    ``backend="onnx"``, the ``model.onnx`` written by ``dflib export`` (or its folder), run by
-    onnxruntime: the same scores, no PyTorch model (``model`` is None), so no Grad-CAM.
+    ``checkpoint`` is a path, a ``(model, ckpt)`` pair from ``dflib.checkpoint.load_model``, or
+    empty for the detector that ships with dflib; with ``backend="onnx"``, the ``model.onnx``
+    written by ``dflib export`` (or its folder), run by onnxruntime: the same scores, no PyTorch
+    model (``model`` is None), so no Grad-CAM. ``threshold`` None (or negative, the configs'
+    "stored") takes the one stored in the checkpoint, 0.5 where it stores none.
     """
 
-    def __init__(self, checkpoint, threshold: float = 0.5, device: str = "auto", all_tracks: bool = False,
-                 backend: str = "torch"):
+    def __init__(self, checkpoint="", threshold: float | None = None, device: str = "auto", all_tracks: bool = False,
+                 backend: str = "auto"):
         from dflib.checkpoint import load_model
         from dflib.preprocess import LEGACY_SETTINGS
 
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if threshold is not None and threshold > 1.0:
+            raise ValueError(f"threshold must be in [0, 1] (or negative: the checkpoint's), got {threshold}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
-        self.threshold = float(threshold)
+        backend = backend_for(checkpoint, backend)
         self.device = resolve_device(device)
         self.backend = backend
         if backend == "onnx":
-            from dflib.export import OnnxScores
-
             if not checkpoint:
                 raise ValueError("no model given: pass --checkpoint DIR/model.onnx (written by `dflib export`)")
             self._scores = OnnxScores(checkpoint, self.device)
@@ -163,11 +179,12 @@ class Predictor:
             model, self.ckpt = checkpoint
             self.model = model.to(self.device).eval()
         else:
-            if not checkpoint:
-                raise ValueError("no checkpoint given: pass --checkpoint PATH (best.pt of a `dflib train` run)")
-            if not Path(checkpoint).expanduser().is_file():
+            checkpoint = Path(checkpoint).expanduser() if checkpoint else shipped_detector_file()
+            if not checkpoint.is_file():
                 raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-            self.model, self.ckpt = load_model(Path(checkpoint).expanduser(), self.device)
+            self.model, self.ckpt = load_model(checkpoint, self.device)
+        self.threshold = stored_threshold(self.ckpt) if threshold is None or threshold < 0 else float(threshold)
+        self.name = self.ckpt.get("detector") or (str(checkpoint) if not isinstance(checkpoint, (tuple, list)) else "")
         self.frames, self.size = int(self.ckpt["frames"]), int(self.ckpt["size"])
         self.fake_index = int(self.ckpt["label_map"]["FAKE"])
         if backend == "torch":
@@ -198,7 +215,7 @@ class Predictor:
 
         started = time.perf_counter()
         video = str(video_path)
-        result = Prediction(video=video, label=ERROR, threshold=self.threshold)
+        result = Prediction(video=video, label=ERROR, threshold=self.threshold, detector=self.name)
         decoded: dict[int, np.ndarray] = {}
         try:
             clips, row = process_video(Path(video_path), self.preprocess, self.detector, frames=decoded)
@@ -245,31 +262,9 @@ class Predictor:
         return result, inputs
 
 
-class TorchScores:
-    """Per-frame features, running P(FAKE) and video P(FAKE) of one face track, from one forward pass
-    of this video alone.
-
-    The job of a ``Predictor`` backend; ``dflib.export.OnnxScores`` does the same with onnxruntime
-    (without features).
-    """
-
-    def __init__(self, model, device: torch.device, fake_index: int):
-        self.model, self.device, self.fake_index = model, device, fake_index
-
-    @torch.inference_mode()
-    def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[float], float]:
-        features = self.model.frame_features(frames.unsqueeze(0).to(self.device))
-        steps = self.model.head(self.model.lstm(features)[0])
-        # The head is linear and dropout is off in eval mode, so the read-out of the step logits
-        # is exactly the video logits of forward(): one pass gives both.
-        video = self.model.readout(steps)
-        frame_p = torch.softmax(steps[0].float(), dim=-1)[:, self.fake_index]
-        video_p = torch.softmax(video[0].float(), dim=-1)[self.fake_index]
-        return features[0], frame_p.cpu().tolist(), float(video_p)
-
-
-def predict(video_path, checkpoint, **options) -> Prediction:
-    """Predict one video. ``checkpoint``: a path, a ``(model, ckpt)`` pair or a ``Predictor``;
+def predict(video_path, checkpoint="", **options) -> Prediction:
+    """Predict one video. ``checkpoint``: a path, a ``(model, ckpt)`` pair, a ``Predictor``, or empty
+    for the detector that ships with dflib;
     ``options`` are PredictConfig's threshold, device, all_tracks and backend."""
     predictor = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint, **options)
     return predictor(video_path)
@@ -292,14 +287,6 @@ def expand_videos(inputs: list[str]) -> list[tuple[Path, str]]:
     return found
 
 
-def _unique_folder(name: str, used: set[str]) -> str:
-    candidate, number = name, 2
-    while candidate in used:
-        candidate, number = f"{name}-{number}", number + 1
-    used.add(candidate)
-    return candidate
-
-
 def write_csv(predictions: list[Prediction], path: str | os.PathLike) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -309,57 +296,3 @@ def write_csv(predictions: list[Prediction], path: str | os.PathLike) -> Path:
                          "" if p.confidence is None else f"{p.confidence:.6f}", p.faces, p.status,
                          printable_path(p.reason)])
     return atomic_write_text(Path(path), buffer.getvalue())
-
-
-def _check_csv_path(out: str, videos: list[tuple[Path, str]]) -> None:
-    """Refuse, before any work, a results path that is a folder or one of the input videos."""
-    if not out:
-        return
-    path = Path(out).expanduser()
-    if path.is_dir():
-        raise ValueError(f"--out {path} is a folder: give the path of a CSV file to write")
-    if path.exists() and any(path.samefile(video) for video, _ in videos if video.exists()):
-        raise ValueError(f"--out {path} is one of the input videos: give another path, inputs are never written to")
-
-
-def predict_cli(args, cfg) -> int:
-    """``dflib predict``: one block (or JSON object) per video, a CSV with --out, files with --explain."""
-    videos = expand_videos(args.videos)
-    explain_to = Path(cfg.explain).expanduser() if cfg.explain else None
-    if explain_to is not None:
-        # Earlier explanations (annotated.mp4) in a folder below the videos are outputs, not inputs.
-        videos = [(path, name) for path, name in videos if not path.resolve().is_relative_to(explain_to.resolve())]
-        if not videos:
-            raise FileNotFoundError(f"no video found in: {', '.join(args.videos)} (outside the --explain folder)")
-    _check_csv_path(args.out, videos)
-    predictor = Predictor(cfg.checkpoint, threshold=cfg.threshold, device=cfg.device, all_tracks=cfg.all_tracks,
-                          backend=cfg.backend)
-    if explain_to is not None and predictor.model is None:
-        print(f"dflib predict: {GRAD_CAM_NEEDS_TORCH}; --explain writes the score timeline and prediction.json",
-              file=sys.stderr)
-    used: set[str] = set()
-    predictions = []
-    batch = len(videos) > 1
-    bar = tqdm(videos, desc="predict", unit="video", disable=args.quiet or not batch, file=sys.stderr)
-    for path, name in bar:
-        try:
-            if explain_to is not None:
-                from dflib.explanation import explain
-
-                prediction = explain(path, predictor, out_dir=explain_to / _unique_folder(name, used)).prediction
-            else:
-                prediction = predictor(path)
-        except Exception as error:  # noqa: BLE001 - one broken video must never stop a batch
-            prediction = Prediction(video=str(path), label=ERROR, threshold=predictor.threshold,
-                                    reason=f"unexpected error: {type(error).__name__}: {error}")
-        predictions.append(prediction)
-        text = json.dumps(prediction.to_dict()) if args.json else prediction.text() + ("\n" if batch else "")
-        tqdm.write(printable_path(text), file=sys.stdout)  # a name in another encoding breaks a UTF-8 terminal
-    if args.out:
-        write_csv(predictions, args.out)
-    if batch:
-        counts = {label: sum(p.label == label for p in predictions) for label in (FAKE, REAL, NO_FACE, ERROR)}
-        where = f"; results in {args.out}" if args.out else ""
-        print(f"{len(predictions)} videos: " + ", ".join(f"{n} {label}" for label, n in counts.items()) + where,
-              file=sys.stderr)
-    return 0

@@ -38,6 +38,7 @@ from dflib.faces import (
     landmarks_in_crop,
     square_box,
 )
+from dflib.image import ImageReader, is_image
 from dflib.io import atomic_path, atomic_write_text, clean_partial_files, printable_path
 from dflib.labels import LabelRow, find_videos, match_videos, read_labels, select_compression
 from dflib.tracking import fill_gaps, link_tracks
@@ -128,7 +129,8 @@ def config_detector(cfg: PreprocessConfig, threads: int = 0) -> FaceDetector:
 def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
                   frames: dict[int, np.ndarray] | None = None,
                   landmarks68: Landmarks68 | None = None) -> tuple[list[FaceClip], ManifestRow]:
-    """Decode, detect, track and crop one video. Raises VideoError for an unusable file.
+    """Decode, detect, track and crop one video (or photo, a clip of one frame). Raises VideoError
+    for an unusable file.
 
     Frames are decoded in a background thread while the detector works on those already decoded.
     ``frames``, when given, receives the decoded frames (index -> RGB image), so a caller can draw
@@ -139,7 +141,8 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
         raise ValueError("cfg.landmarks68 is set: pass a dflib.faces.Landmarks68 to find them")
     row = ManifestRow(filename=path.name, detector=cfg.detector)
     started = time.perf_counter()
-    reader = VideoReader(path)
+    photo = is_image(path)
+    reader = ImageReader(path) if photo else VideoReader(path, cfg.max_frame_pixels, cfg.max_video_frames)
     info = reader.info()
     row.video_frames, row.width, row.height, row.fps = info.n_frames, info.width, info.height, round(info.fps, 3)
     wanted = sample_indices(reader.n_frames, cfg.frames, cfg.sampling, cfg.stride, cfg.fps, info.fps)
@@ -171,9 +174,10 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
     clips = []
     # A clip is numbered by its track's rank (0: the main face), kept or not, so track 0 always
     # means the main face whichever tracks had enough frames.
+    min_frames = 1 if photo else cfg.min_frames
     for rank, track in enumerate(tracks if cfg.all_tracks else tracks[:1]):
         filled = fill_gaps(track, cfg.max_gap)
-        if len(filled.positions) < cfg.min_frames:
+        if len(filled.positions) < min_frames:
             continue
         face_boxes = filled.boxes
         if cfg.crop_rule == "clipped":
@@ -197,7 +201,7 @@ def process_video(path: Path, cfg: PreprocessConfig, detector: FaceDetector,
     if not clips:
         row.status = "skipped"
         if not tracks:
-            row.reason = f"no face found in {len(images)} sampled frames"
+            row.reason = "no face found in the photo" if photo else f"no face found in {len(images)} sampled frames"
         else:
             best = len(fill_gaps(tracks[0], cfg.max_gap).positions)
             row.reason = f"too few frames with a face ({best} of {len(images)}; min_frames={cfg.min_frames})"

@@ -373,6 +373,21 @@ def _check_landmarks(landmarks: np.ndarray | None, frames: int, points: int) -> 
     return landmarks
 
 
+def _mask_points(crops: np.ndarray, landmarks: np.ndarray | None,
+                 landmarks68: np.ndarray | None) -> np.ndarray | None:
+    """The landmarks the mask follows: dlib's 68 where found in some frame, else the detector's 5, else None."""
+    for given, count in ((landmarks68, 68), (landmarks, 5)):
+        checked = _check_landmarks(given, len(crops), count)
+        points = None if checked is None else _fill_missing(checked, crops.shape[1])
+        if points is not None:
+            return points
+    return None
+
+
+def _draw(crops: np.ndarray, points: np.ndarray | None, rng) -> BlendParams:
+    return sample_params(np.random.default_rng(rng), crops.shape[1], 5 if points is None else points.shape[1])
+
+
 def make_pseudo_fake(
     clip_crops: np.ndarray,
     landmarks: np.ndarray | None,
@@ -388,17 +403,27 @@ def make_pseudo_fake(
     """
     crops = _check_frames(clip_crops)
     size = crops.shape[1]
-    points = None
-    for given, count in ((landmarks68, 68), (landmarks, 5)):
-        checked = _check_landmarks(given, len(crops), count)
-        points = None if checked is None else _fill_missing(checked, size)
-        if points is not None:
-            break
+    points = _mask_points(crops, landmarks, landmarks68)
     if params is None:
-        params = sample_params(np.random.default_rng(rng), size, 5 if points is None else points.shape[1])
+        params = _draw(crops, points, rng)
     if points is None:
         mask = face_mask(size, None, params)
     else:
         mask = np.stack([_render_mask(_mask_polygons(frame_points, size, params), size, params)
                          for frame_points in points])
     return _blend(crops, mask, params), mask, params
+
+
+def paired_real(
+    clip_crops: np.ndarray,
+    landmarks: np.ndarray | None,
+    rng: np.random.Generator | int | None = None,
+    landmarks68: np.ndarray | None = None,
+) -> np.ndarray:
+    """The REAL sample of the pair that ``make_pseudo_fake`` with the same arguments makes: the clip
+    with the fake's change to the frame around the face (when that draw alters the target), as SBI
+    returns its real image. Without it, half the fakes would have blurred or sharpened hair,
+    background and borders that no REAL clip has, and that alone tells them apart."""
+    crops = _check_frames(clip_crops)
+    params = _draw(crops, _mask_points(crops, landmarks, landmarks68), rng)
+    return _altered(crops, params) if params.alter == "target" else crops

@@ -31,8 +31,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
-from dflib.checkpoint import NORMALIZATION, CheckpointError, load_checkpoint, load_weights, save_checkpoint
-from dflib.config import LABELS, TrainConfig, from_dict, save_json, to_dict
+from dflib.checkpoint import NORMALIZATION, CheckpointError, load_checkpoint, load_model, load_weights, save_checkpoint
+from dflib.config import LABELS, ModelConfig, TrainConfig, from_dict, save_json, to_dict
 from dflib.data import (
     PREPROCESS_CONFIG,
     SPLITS_FILE,
@@ -44,6 +44,7 @@ from dflib.data import (
     make_splits,
     read_manifest,
 )
+from dflib.image import is_image
 from dflib.io import atomic_write_text, clean_partial_files
 from dflib.models import freeze_batchnorm_statistics, model_from_config, resolve_device
 from dflib.precision import NAMES as PRECISION_NAMES
@@ -114,6 +115,9 @@ def _device(name: str, proc: _Process) -> torch.device:
 
 def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     cfg, run_dir, ckpt = _open_run(cfg, resume)
+    if cfg.init and ckpt is None:
+        # The run trains the model it starts from: its config is the one recorded.
+        cfg = dataclasses.replace(cfg, model=from_dict(ModelConfig, load_checkpoint(cfg.init)["model_config"]))
     if proc.main:
         clean_partial_files(run_dir, RUN_FILES)  # half-written temporaries of a run killed while saving
     data_dir = Path(cfg.data)
@@ -122,7 +126,7 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     # randomness is keyed on (seed, epoch, clip, draw) and does not depend on it.
     _seed_everything(cfg.seed + proc.rank)
     device = _device(cfg.device, proc)
-    rows = read_manifest(data_dir)
+    rows = _tracks_trained_on(read_manifest(data_dir), cfg)
     splits = _splits(rows, cfg, run_dir, ckpt, proc)
     train_set, val_set, sampler, loss_weights = _datasets(rows, splits, cfg, device, proc, show)
     loader_options = dict(
@@ -133,7 +137,10 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     # Each process validates its own share, without the padding DistributedSampler would add.
     val_loader = DataLoader(Subset(val_set, range(proc.rank, len(val_set), proc.world)), **loader_options)
 
-    if ckpt is None:
+    if ckpt is None and cfg.init:
+        model, _ = load_model(cfg.init)
+        model.train()
+    elif ckpt is None:
         model = model_from_config(cfg.model)
     else:
         model = model_from_config(dataclasses.replace(cfg.model, pretrained="none"))
@@ -145,6 +152,8 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     if proc.world > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    if cfg.freeze_trunk:
+        model.trunk.requires_grad_(False)
     optimizer = _optimizer(cfg, model)
     steps_per_epoch = math.ceil(len(train_loader) / cfg.accumulate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg, steps_per_epoch))
@@ -288,6 +297,10 @@ def _splits(rows: list[ClipRow], cfg: TrainConfig, run_dir: Path, ckpt: dict | N
 
 def _datasets(rows, splits, cfg: TrainConfig, device, proc: _Process, show: bool):
     """Training and validation sets, the training sampler, and the loss's class weights (or None)."""
+    if not (cfg.photo_share == -1 or 0 <= cfg.photo_share <= 1):
+        raise ValueError(f"--photo-share must be -1 or a share in [0, 1], got {cfg.photo_share}")
+    if cfg.photo_share in (0, 1):  # videos only, or photos only: in validation too
+        rows = [row for row in rows if is_image(row.filename) == (cfg.photo_share == 1)]
     train_rows = [row for row in rows if splits.get(row.filename) == "train"]
     val_rows = [row for row in rows if splits.get(row.filename) == "val"]
     if not train_rows or not val_rows:
@@ -308,9 +321,16 @@ def _datasets(rows, splits, cfg: TrainConfig, device, proc: _Process, show: bool
     val_set = VideoClipDataset(cfg.data, val_rows, cfg.frames, cfg.size, train=False, seed=cfg.seed,
                                fake_copies=only_real, pseudo_fake_landmarks=cfg.pseudo_fake_landmarks)
     if cfg.balance == "sampler":
+        if 0 < cfg.photo_share < 1:
+            raise ValueError("--photo-share between 0 and 1 draws photos and videos by weight: use it with "
+                             "--balance loss_weights or none, not sampler")
         sample_weights = balanced_sampling_weights(train_set.labels, cfg.pseudo_fakes)
         sampler = WeightedDistributedSampler(train_set, sample_weights, proc.world, proc.rank, seed=cfg.seed)
         return train_set, val_set, sampler, None
+    if 0 < cfg.photo_share < 1:
+        sampler = WeightedDistributedSampler(train_set, photo_share_weights(train_rows, cfg.photo_share),
+                                             proc.world, proc.rank, seed=cfg.seed)
+        return train_set, val_set, sampler, weights.to(device) if cfg.balance == "loss_weights" else None
     sampler = DistributedSampler(train_set, proc.world, proc.rank, shuffle=True, seed=cfg.seed)
     return train_set, val_set, sampler, weights.to(device) if cfg.balance == "loss_weights" else None
 
@@ -350,6 +370,23 @@ def _worker_init(worker_id: int) -> None:
 def _barrier(proc: _Process) -> None:
     if proc.world > 1:
         dist.barrier()
+
+
+def _tracks_trained_on(rows: list[ClipRow], cfg: TrainConfig) -> list[ClipRow]:
+    if cfg.tracks not in ("main", "all"):
+        raise ValueError(f"tracks must be main or all, not {cfg.tracks!r}")
+    return rows if cfg.tracks == "all" else [row for row in rows if row.track in ("", "0")]
+
+
+def photo_share_weights(rows: list[ClipRow], share: float) -> torch.Tensor:
+    """Per-clip draw weights under which photographs make up ``share`` of the draws: thousands of
+    photos would otherwise drown a hundred videos (or the reverse, counted in frames)."""
+    photos = torch.tensor([is_image(row.filename) for row in rows])
+    n_photos = int(photos.sum())
+    if not n_photos or n_photos == len(rows):
+        raise ValueError(f"--photo-share {share:g} needs photographs and videos among the training clips; "
+                         f"there are {n_photos} photos of {len(rows)} clips")
+    return torch.where(photos, share / n_photos, (1 - share) / (len(rows) - n_photos)).double()
 
 
 def balanced_sampling_weights(labels: list[int], pseudo_fakes: float) -> torch.Tensor:
@@ -399,10 +436,11 @@ def _report_balance(train_rows, val_rows, rows, splits, cfg: TrainConfig, show: 
 
 
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"optimizer must be adamw or adam, not {cfg.optimizer!r}")
 
 
@@ -436,6 +474,8 @@ def _train_epoch(net, loader, optimizer, scheduler, scaler, loss_weights, cfg, d
     net.train()
     if cfg.freeze_batchnorm:
         freeze_batchnorm_statistics(net)
+    if cfg.freeze_trunk:
+        (net.module if proc.world > 1 else net).trunk.eval()
     totals = torch.zeros(4, dtype=torch.float64, device=device)  # weighted loss, weight, correct, count
     batches = len(loader)
     bar = tqdm(loader, desc=desc, disable=not show, leave=False, dynamic_ncols=True)

@@ -23,6 +23,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from dflib.config import PreprocessConfig
+
 
 class VideoError(ValueError):
     """A video that cannot be used; the message names the file and the cause."""
@@ -77,7 +79,25 @@ def _open(path: Path):
     if not container.streams.video:
         container.close()
         raise VideoError(path, "no video stream (audio-only or not a video)")
+    if container.streams.video[0].codec_context is None:  # FFmpeg found images it has no decoder for (an SVG)
+        name = container.format.name
+        container.close()
+        raise VideoError(path, f"not a video (FFmpeg reads it as {name}, which it cannot decode)")
     return container
+
+
+def _check_frame_size(container, path: Path, max_pixels: int) -> None:
+    """Refuse frames too large to decode safely: a tiny file can declare 8192x8192 frames, and each
+    decoded frame then costs hundreds of MB."""
+    context = container.streams.video[0].codec_context
+    if max_pixels and context.width * context.height > max_pixels:
+        raise VideoError(path, f"frames of {context.width}x{context.height} pixels, more than the limit of "
+                               f"{max_pixels:,} pixels (max_frame_pixels): refused before decoding")
+
+
+def _too_many_frames(max_frames: int, count: str) -> str:
+    return (f"{count} frames, over the limit of {max_frames:,} (max_video_frames): refused before decoding, "
+            "as indexing that many costs memory and time")
 
 
 def _detail(error: Exception) -> str:
@@ -97,11 +117,21 @@ def _unreadable(path: Path, error: Exception) -> str:
     return f"not a readable video ({_detail(error)})"
 
 
-def _build_index(container, path: Path) -> _Index:
+def _build_index(container, path: Path, max_frames: int = 0) -> _Index:
+    """The index, refused when the header or the demuxed packets pass ``max_frames``: every packet
+    costs an entry (a 20 MB file can hold 20 million one-byte packets)."""
     stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate
+    declared = max(stream.frames, int(container.duration / av.time_base * rate) if container.duration and rate else 0)
+    if max_frames and declared > max_frames:
+        raise VideoError(path, _too_many_frames(max_frames, f"about {declared:,}"))
     entries = []
+    packets = 0
     try:
         for packet in container.demux(stream):
+            packets += packet.size > 0
+            if max_frames and packets > max_frames:
+                raise VideoError(path, _too_many_frames(max_frames, f"at least {packets:,}"))
             # Discarded packets are pre-roll frames before an edit list's start: never shown.
             if packet.size == 0 or packet.pts is None or packet.is_discard:
                 continue
@@ -139,13 +169,19 @@ def _to_rgb(frame) -> np.ndarray:
 
 
 class VideoReader:
-    """Random access to a video's frames by index (presentation order)."""
+    """Random access to a video's frames by index (presentation order).
 
-    def __init__(self, path: str | os.PathLike):
+    Videos whose frames have more than ``max_frame_pixels`` pixels, or that hold more than
+    ``max_video_frames`` frames, are refused (VideoError) before any frame is decoded; 0: no limit.
+    """
+
+    def __init__(self, path: str | os.PathLike, max_frame_pixels: int = PreprocessConfig.max_frame_pixels,
+                 max_video_frames: int = PreprocessConfig.max_video_frames):
         self.path = Path(path)
         container = _open(self.path)
         try:
-            self._index = _build_index(container, self.path)
+            _check_frame_size(container, self.path, max_frame_pixels)
+            self._index = _build_index(container, self.path, max_video_frames)
             stream = container.streams.video[0]
             self._time_base = float(stream.time_base) if stream.time_base else 0.0
             rate = stream.average_rate or stream.guessed_rate

@@ -13,6 +13,16 @@ import pytest  # noqa: E402
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_collection_modifyitems(items):
+    """Tests whose inputs are the sample clips where present and generated ones elsewhere are marked
+    ``either_sample_data``: ``make test-no-shared`` runs them again with the clips hidden, so both
+    ways are tested where ../shared/data exists (CI) as well as where it does not (a fresh clone)."""
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        if "sample_data_or_none" in used and "sample_data" not in used:  # not those that skip without them
+            item.add_marker(pytest.mark.either_sample_data)
+
+
 @pytest.fixture(scope="session")
 def sample_data_or_none() -> Path | None:
     """The real sample clips beside the checkout (../shared/data, or $DFLIB_SAMPLE_DATA), if present."""
@@ -61,3 +71,13 @@ def two_faces_video(tmp_path_factory):
         frame[100 - t:200 - t, 210 - t:295 - t] = face[:, ::-1]
         frames.append(frame)
     return write_video(tmp_path_factory.mktemp("videos") / "two_faces.mp4", frames)
+
+
+@pytest.fixture(scope="session")
+def huge_frame_video(tmp_path_factory) -> Path:
+    """Two black 8192x8192 frames in 16 kB: what costs is decoding them (~270 MB per frame as RGB and YUV)."""
+    import numpy as np
+
+    from dflib.synthetic import write_video
+
+    return write_video(tmp_path_factory.mktemp("videos") / "huge.mp4", [np.zeros((8192, 8192, 3), np.uint8)] * 2)

@@ -36,20 +36,22 @@ def synthetic_clip(label: str, frames: int, size: int, rng: np.random.Generator)
 
 
 def make_data_dir(
-    root: Path, n_real: int, n_fake: int, frames: int = 6, size: int = 32, seed: int = 0, extra_rows: bool = True
+    root: Path, n_real: int, n_fake: int, frames: int = 6, size: int = 32, seed: int = 0, extra_rows: bool = True,
+    n_photos: int = 0,
 ) -> Path:
     """Write crops/*.npz, manifest.csv and preprocess_config.json under ``root``; returns ``root``.
 
     With ``extra_rows``, the manifest also lists a failed video and an unlabeled one, which
-    training must ignore.
+    training must ignore. ``n_photos`` REAL photographs (one-frame clips) come after the videos.
     """
     rng = np.random.default_rng(seed)
     rows = []
-    for i, label in enumerate(["REAL"] * n_real + ["FAKE"] * n_fake):
-        filename = f"{label.lower()}_{i:03d}.mp4"
+    clips = [(label, f"{label.lower()}_{i:03d}.mp4", frames) for i, label in enumerate(["REAL"] * n_real + ["FAKE"] * n_fake)]
+    clips += [("REAL", f"photo_{i:03d}.jpg", 1) for i in range(n_photos)]
+    for i, (label, filename, length) in enumerate(clips):
         output = f"crops/{filename}.npz"
-        save_clip(root / output, synthetic_clip(label, frames, size, rng))
-        rows.append({"filename": filename, "label": label, "status": "ok", "frames": frames, "output": output,
+        save_clip(root / output, synthetic_clip(label, length, size, rng))
+        rows.append({"filename": filename, "label": label, "status": "ok", "frames": length, "output": output,
                      "group": f"person{i}", "source": "synthetic"})
     if extra_rows:
         rows.append({"filename": "broken.mp4", "label": "FAKE", "status": "failed", "reason": "no face"})

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from dflib.app import Uploads, example_videos, notebook_app, track_rows, verdict_html
+from dflib.app import example_videos, notebook_app, track_rows, verdict_html
 from dflib.cli import main
 from dflib.config import AppConfig
 from dflib.prediction import Prediction, Predictor, TrackScore
+from app_clients import cut_off_upload, file_input, get, join, post_upload, results, run
 from tiny_checkpoint import tiny_checkpoint
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -51,7 +52,7 @@ def test_no_face_and_error_are_explained_in_plain_words():
     assert "NO_FACE" in no_face and "no face found in 20 frames" in no_face and "nothing to judge" in no_face
     assert "clip &lt;1&gt;.mp4" in no_face and "/up/" not in no_face  # the file's name, escaped; no server path
     error = verdict_html(Prediction(video="x.mp4", label="ERROR", reason="not a readable video (Invalid data)"))
-    assert "could not be read as a video: not a readable video (Invalid data)" in error
+    assert "could not be checked: not a readable video (Invalid data)" in error
     assert "confidence" not in no_face + error
 
 
@@ -78,24 +79,6 @@ def test_examples_are_the_held_out_videos_still_on_disk(tmp_path):
         example_videos(AppConfig(examples=str(tmp_path / "missing")), {})
 
 
-def test_an_upload_goes_once_no_check_needs_it_and_nothing_outside_the_cache_does(tmp_path):
-    cache, elsewhere = tmp_path / "cache", tmp_path / "mine.mp4"
-    upload = cache / "abc123" / "clip.mp4"
-    upload.parent.mkdir(parents=True)
-    upload.write_bytes(b"x")
-    elsewhere.write_bytes(b"x")
-    uploads = Uploads(cache)
-    uploads.release(str(elsewhere))
-    assert elsewhere.exists()
-    uploads.claim(str(upload))
-    uploads.claim(str(upload))  # the same video uploaded twice: one file, two checks
-    uploads.release(str(upload))
-    assert upload.exists()
-    uploads.release(str(upload))
-    assert not upload.exists() and not upload.parent.exists() and cache.is_dir()
-    assert not uploads.claims
-
-
 def test_notebook_starts_the_app_only_when_asked(checkpoint, capsys):
     assert notebook_app(Predictor(checkpoint, device="cpu"), start="auto") is None  # not on Colab
     assert "LAUNCH_APP = True" in capsys.readouterr().out
@@ -113,6 +96,7 @@ def test_command_line_listens_on_localhost_unless_told(monkeypatch, checkpoint):
 
     seen = []
     monkeypatch.setattr(dflib.app, "launch", lambda predictor, cfg: seen.append(cfg) or Served())
+    monkeypatch.setattr(dflib.app, "stop", lambda demo: None)
     assert main(["app", "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
     assert (seen[0].host, seen[0].share, seen[0].concurrency) == ("127.0.0.1", False, 1)
     assert main(["app", "--checkpoint", str(checkpoint), "--device", "cpu", "--host", "0.0.0.0", "--share"]) == 0
@@ -125,6 +109,8 @@ def test_a_server_that_would_take_no_job_is_refused(predictor):
 
     with pytest.raises(ValueError, match="--concurrency and --queue-size must be at least 1"):
         build_app(predictor, AppConfig(concurrency=0))
+    with pytest.raises(ValueError, match="--time-limit-s must be 0"):
+        build_app(predictor, AppConfig(time_limit_s=-1))
 
 
 # --- a running server -------------------------------------------------------------------------
@@ -172,6 +158,12 @@ def gradio_cache(tmp_path_factory):
         yield folder
 
 
+def stop(demo) -> None:
+    import dflib.app
+
+    dflib.app.stop(demo)
+
+
 def _serve(predictor: Predictor, **options):
     from dflib.app import launch
 
@@ -188,7 +180,7 @@ def served(outside_connections, gradio_cache, predictor):
     pytest.importorskip("gradio", reason="the web app needs dflib[app]")
     demo = _serve(predictor)
     yield demo
-    demo.close()
+    stop(demo)
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +268,7 @@ def test_page_says_why_a_text_file_named_mp4_cannot_be_checked(served, browser, 
     fake_video.write_text("these are my notes, not a video\n")
     text = _check_in_browser(browser, served.local_url, fake_video)
     assert "ERROR: this file could not be checked" in text
-    assert "could not be read as a video: not a readable video" in text and "notes.mp4" in text
+    assert "could not be checked: not a readable video" in text and "notes.mp4" in text
 
 
 @pytest.mark.slow
@@ -295,7 +287,7 @@ def test_page_lists_every_face_track_when_started_with_all_tracks(served, browse
         assert "2 face track(s)" in text and f"track {expected.track}, the most suspicious" in text
         table = browser.find_element(By.ID, "tracks").text
     finally:
-        demo.close()
+        stop(demo)
     assert all(f"{track.p_fake:.4f}".rstrip("0") in table for track in expected.tracks), table
 
 
@@ -314,28 +306,15 @@ def test_page_checks_an_example_and_leaves_it_where_it_is(outside_connections, g
         text = WebDriverWait(browser, 180).until(
             lambda b: "confidence" in b.find_element(By.ID, "verdict").text and b.find_element(By.ID, "verdict").text)
     finally:
-        demo.close()
+        stop(demo)
     assert f"{100 * predictor(example).confidence:.1f}% confidence" in text and example.name in text
     assert example.is_file() and outside_connections == []
 
 
-def _post_upload(url: str, name: str, size: int) -> int:
-    boundary = "dflibtestboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-            "Content-Type: video/mp4\r\n\r\n").encode() + b"\0" * size + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(f"{url}gradio_api/upload", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 @pytest.mark.slow
 def test_an_upload_over_the_limit_is_refused_and_the_server_stays_up(served, gradio_cache):
-    assert _post_upload(served.local_url, "small.mp4", 1000) == 200
-    assert _post_upload(served.local_url, "huge.mp4", int((LIMIT_MB + 1) * 2**20)) == 413
+    assert post_upload(served.local_url, "small.mp4", b"\0" * 1000)[0] == 200
+    assert post_upload(served.local_url, "huge.mp4", b"\0" * int((LIMIT_MB + 1) * 2**20))[0] == 413
     assert not list(gradio_cache.rglob("huge.mp4"))
     with urllib.request.urlopen(served.local_url, timeout=30) as page:
         assert page.status == 200
@@ -383,7 +362,7 @@ def test_one_video_at_a_time_and_the_others_see_their_place(outside_connections,
             time.sleep(0.05)
         assert all("confidence" in job.result()[0] for job in jobs)
     finally:
-        demo.close()
+        stop(demo)
     spans = sorted(slow.spans)
     assert len(spans) == 3 and all(spans[i][1] <= spans[i + 1][0] for i in range(2)), "jobs overlapped"
     assert waiting and max(rank for rank, _ in waiting) >= 1, "no job behind another saw its place in the queue"
@@ -405,7 +384,191 @@ def test_two_jobs_at_once_each_get_their_own_model_and_the_right_scores(outside_
         jobs = [client.submit(handle_file(str(video)), api_name="/check_upload") for video in videos]
         shown = [job.result()[0] for job in jobs]
     finally:
-        demo.close()
+        stop(demo)
     assert all(text in verdict for text, verdict in zip(expected, shown, strict=True))
     (first_start, first_end), (second_start, _) = sorted(slow.spans)
     assert second_start < first_end, "the two jobs did not run at the same time"
+
+
+# --- attacks and mishaps: each test below failed before the app guarded against it -------------
+
+
+def _cached_files(cache: Path) -> list[Path]:
+    return [path for path in cache.rglob("*") if path.is_file()]
+
+
+def _verdict(message: dict) -> str:
+    """The verdict's text as the page shows it."""
+    import html
+
+    assert message["success"], message
+    return html.unescape(message["output"]["data"][0])
+
+
+@pytest.mark.slow
+def test_the_same_video_checked_at_once_by_several_clients_gets_every_verdict(outside_connections, gradio_cache,
+                                                                              predictor, face_video):
+    """Gradio hands identical uploads one file: the first check to end used to delete it under the others."""
+    expected = f"{100 * predictor(face_video).confidence:.1f}% confidence"
+    demo = _serve(predictor)
+    try:
+        url = demo.local_url
+        (status, (path,)), content = post_upload(url, "clip.mp4", face_video.read_bytes()), face_video.read_bytes()
+        assert post_upload(url, "clip.mp4", content)[1] == [path]  # the same file for the same video
+        # Two pages (each claims its upload at once) and three API callers that claim nothing.
+        for page in ("page-1", "page-2"):
+            assert run(url, "claim", [file_input(path)], page)["success"]
+        for session in ("page-1", "page-2", "api-1", "api-2", "api-3"):
+            assert "event_id" in join(url, "check_upload", [file_input(path, "clip.mp4")], session)
+        shown = [_verdict(message) for session in ("page-1", "page-2", "api-1", "api-2", "api-3")
+                 for message in results(url, session)]
+        assert len(shown) == 5 and all(expected in verdict and "clip.mp4" in verdict for verdict in shown), shown
+        assert not Path(path).exists()  # gone once no check needs it
+    finally:
+        stop(demo)
+
+
+@pytest.mark.slow
+def test_a_session_cannot_delete_another_sessions_upload_or_result(outside_connections, gradio_cache, predictor,
+                                                                   face_video):
+    demo = _serve(predictor)
+    try:
+        url = demo.local_url
+        _, (upload,) = post_upload(url, "victim.mp4", face_video.read_bytes())
+        assert run(url, "claim", [file_input(upload)], "victim")["success"]
+        # The victim's result images lie in the cache too, under paths the page shows.
+        shown = run(url, "check_upload", [file_input(upload, "victim.mp4")], "first-look")["output"]["data"]
+        result = shown[2]["path"]
+        assert Path(result).is_file() and Path(upload).is_file()  # still claimed by the victim
+        for target in (upload, result):  # the attacker checks them as its own uploads, claimed or not
+            run(url, "check_upload", [file_input(target, "x.mp4")], "attacker")
+            assert run(url, "claim", [file_input(target)], "attacker")["success"]
+            run(url, "check_upload", [file_input(target, "x.mp4")], "attacker")
+        assert Path(upload).is_file() and Path(result).is_file()
+        assert "confidence" in _verdict(run(url, "check_upload", [file_input(upload, "victim.mp4")], "victim"))
+        assert not Path(upload).exists()  # the victim's own check let it go
+    finally:
+        stop(demo)
+
+
+@pytest.mark.slow
+def test_a_name_starting_with_a_dot_gets_a_verdict(served, predictor, face_video):
+    expected = f"{100 * predictor(face_video).confidence:.1f}% confidence"
+    for name in (".mp4", "..mp4", "./.mp4"):
+        status, (path,) = post_upload(served.local_url, name, face_video.read_bytes())
+        verdict = _verdict(run(served.local_url, "check_upload", [file_input(path, name)], f"dot-{name}"))
+        assert status == 200 and expected in verdict, (name, verdict)
+
+
+@pytest.mark.slow
+def test_only_the_hosts_the_app_was_started_for_are_answered(served):
+    port = served.server_port
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1"):
+        assert get(f"{served.local_url}config", host) == 200, host
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example"):  # a DNS-rebinding page
+        assert get(f"{served.local_url}config", host) == 400, host
+
+
+def test_allowed_hosts_are_the_address_given_and_those_named():
+    from dflib.app import allowed_hosts
+
+    assert "evil.example" not in allowed_hosts(AppConfig())
+    assert allowed_hosts(AppConfig(host="0.0.0.0")) == ["*"]  # every address of the machine
+    named = allowed_hosts(AppConfig(host="0.0.0.0", allowed_hosts="dflib.lan, proxy.example"))
+    assert {"dflib.lan", "proxy.example", "localhost"} <= set(named) and "*" not in named
+
+
+@pytest.mark.slow
+def test_a_file_that_is_no_video_or_too_costly_gets_a_reason_in_plain_words(served, huge_frame_video):
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="9" height="9"/></svg>'
+    for name, content, reason in [
+        ("drawing.mp4", svg, "not a video (FFmpeg reads it as svg_pipe, which it cannot decode)"),
+        ("huge.mp4", huge_frame_video.read_bytes(), "frames of 8192x8192 pixels, more than the limit"),
+    ]:
+        _, (path,) = post_upload(served.local_url, name, content)
+        verdict = _verdict(run(served.local_url, "check_upload", [file_input(path, name)], f"bad-{name}"))
+        assert "ERROR: this file could not be checked" in verdict and reason in verdict, verdict
+        assert "unexpected error" not in verdict and "Error" not in verdict
+
+
+class _StuckPredictor(Predictor):
+    """Takes far longer than the app's time limit on a video named stuck*."""
+
+    def run(self, video_path):
+        if Path(video_path).name.startswith("stuck"):
+            time.sleep(10)
+        return super().run(video_path)
+
+
+@pytest.mark.slow
+def test_a_check_past_the_time_limit_is_answered_and_the_next_one_still_runs(outside_connections, gradio_cache,
+                                                                            checkpoint, face_video):
+    demo = _serve(_StuckPredictor(checkpoint, device="cpu"), time_limit_s=5)
+    try:
+        url = demo.local_url
+        started = time.monotonic()
+        _, (stuck,) = post_upload(url, "stuck.mp4", face_video.read_bytes())
+        verdict = _verdict(run(url, "check_upload", [file_input(stuck, "stuck.mp4")], "slow"))
+        assert "the check took longer than this server's limit of 5 seconds" in verdict
+        assert time.monotonic() - started < 9
+        _, (fine,) = post_upload(url, "fine.mp4", face_video.read_bytes() + b"\0")
+        assert "confidence" in _verdict(run(url, "check_upload", [file_input(fine, "fine.mp4")], "next"))
+    finally:
+        stop(demo)
+
+
+@pytest.mark.slow
+def test_files_nothing_tracks_are_swept_at_start_and_at_stop(outside_connections, gradio_cache, predictor,
+                                                             face_video):
+    import os
+
+    stale = gradio_cache / "tmpleftbyanearlierrun"
+    stale.write_bytes(b"x" * 100)
+    then = time.time() - 3600
+    os.utime(stale, (then, then))
+    demo = _serve(predictor)
+    try:
+        url = demo.local_url
+        cut_off_upload(url, "cut.mp4", face_video.read_bytes())
+        assert post_upload(url, "..", face_video.read_bytes())[0] == 400
+        _, (path,) = post_upload(url, "kept.mp4", face_video.read_bytes())
+        assert "confidence" in _verdict(run(url, "check_upload", [file_input(path, "kept.mp4")], "someone"))
+        time.sleep(0.5)
+        assert not stale.exists()  # swept at start: an hour old, held by nothing
+        assert _cached_files(gradio_cache)  # this run's upload, results and partial uploads, for now
+    finally:
+        stop(demo)
+    assert _cached_files(gradio_cache) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_the_server_stopped_by_a_signal_deletes_its_files(tmp_path, checkpoint, face_video, signum):
+    """A service manager stops it with SIGTERM; a shell that started it in the background makes it ignore
+    SIGINT. Either way it closes, and its upload cache and job folders are emptied."""
+    import os
+    import signal
+    import subprocess
+
+    cache, scratch = tmp_path / "cache", tmp_path / "scratch"
+    scratch.mkdir()
+    port = _free_port()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(cache), "TMPDIR": str(scratch), "PYTHONPATH": str(Path.cwd())}
+    server = subprocess.Popen([sys.executable, "-m", "dflib", "app", "--checkpoint", str(checkpoint), "--device", "cpu",
+                               "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while get(url) != 200:
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout.read().decode()
+            time.sleep(0.5)
+        _, (path,) = post_upload(url, "clip.mp4", face_video.read_bytes())
+        assert "confidence" in _verdict(run(url, "check_upload", [file_input(path, "clip.mp4")], "someone"))
+        assert _cached_files(cache) and list(scratch.glob("dflib-app-*"))  # its job folders
+        server.send_signal(getattr(signal, signum))
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert _cached_files(cache) == [] and list(scratch.glob("dflib-app-*")) == []

@@ -136,8 +136,8 @@ def test_pseudo_fakes_turn_real_clips_into_fakes(data_dir):
         x, label, _ = pseudo[index]
         if row.label == "REAL":
             assert label == 1 and not torch.equal(x, plain[index][0])
-        else:
-            assert label == 1 and torch.equal(x, plain[index][0])
+        else:  # a FAKE video stays FAKE (as the real half of a pair, it may get the frame change: test_pseudofake_pairs)
+            assert label == 1
 
 
 @pytest.mark.parametrize("choice", ["auto", "68", "5"])

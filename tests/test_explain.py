@@ -11,9 +11,10 @@ import torch.nn.functional as F
 
 import dflib.explanation
 from dflib.config import PredictConfig
-from dflib.explanation import explain, frame_influence, grad_cam_maps, raw_grad_cam, write_animation
+from dflib.explanation import explain, frame_influence, grad_cam_maps, raw_grad_cam, upsample_cells, write_animation
 from dflib.models import create_model
-from dflib.prediction import Predictor, predict_cli
+from dflib.cli import predict_cli
+from dflib.prediction import Predictor
 from tiny_checkpoint import tiny_checkpoint
 
 EXPECTED_FILES = {"last_frame", "grid", "full_frame", "timeline", "animation", "prediction"}
@@ -57,9 +58,33 @@ def test_one_map_per_frame_for_the_video_decision(name, size):
     maps = grad_cam_maps(model, frames, 1)
     assert maps.shape == (3, size, size) and np.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() == pytest.approx(1.0)
-    upsampled = F.interpolate(torch.from_numpy(raw)[:, None], size=(size, size), mode="bilinear")[:, 0].numpy()
+    upsampled = upsample_cells(torch.from_numpy(raw), (size, size)).numpy()
     # One scale for the video: the maps keep the ratios between frames of the raw maps.
     np.testing.assert_allclose(maps, upsampled / upsampled.max(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_map_cell_lands_where_its_receptive_field_is_centred():
+    """The heatmap of one feature cell peaks on the input pixel that cell sees from the middle: found
+    here as the centroid of the cell's gradient with respect to a random input (resnet18, stride 32,
+    at 512 px so that the cell's receptive field, 435 px, stays inside the image)."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    trunk = torch.nn.Sequential(*list(resnet18().children())[:-2]).eval()
+    image = torch.randn(1, 3, 512, 512, requires_grad=True)
+    cells = trunk(image)
+    row, col = 8, 7
+    cells[0, :, row, col].sum().backward()
+    weight = image.grad[0].abs().sum(0)
+    ys, xs = torch.meshgrid(torch.arange(512.0), torch.arange(512.0), indexing="ij")
+    centre = (float((weight * ys).sum() / weight.sum()), float((weight * xs).sum() / weight.sum()))
+    assert centre == pytest.approx((32 * row, 32 * col), abs=2)
+    one_hot = torch.zeros(1, *cells.shape[-2:])
+    one_hot[0, row, col] = 1.0
+    peak = np.unravel_index(int(upsample_cells(one_hot, (512, 512))[0].argmax()), (512, 512))
+    assert peak == (32 * row, 32 * col)
+    # Past the last cell the map is flat, not faded towards zero.
+    assert upsample_cells(torch.ones(1, 16, 16), (512, 512)).min() == pytest.approx(1.0)
 
 
 def test_maps_explain_the_decision_not_the_part_both_logits_share():

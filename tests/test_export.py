@@ -11,7 +11,8 @@ import torch
 from dflib.checkpoint import load_checkpoint
 from dflib.cli import main
 from dflib.explanation import explain
-from dflib.export import METADATA_FILE, METADATA_KEY, OnnxScores, export
+from dflib.export import METADATA_FILE, METADATA_KEY, export
+from dflib.scoring import OnnxScores
 from dflib.prediction import Predictor
 from tiny_checkpoint import tiny_checkpoint
 
@@ -150,6 +151,16 @@ def test_cli_exports_and_predicts_with_onnx(checkpoint, tmp_path, face_video, ca
                      "--device", "cpu"]) == 0
     torch_line, onnx_line = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert onnx_line["p_fake"] == pytest.approx(torch_line["p_fake"], abs=1e-4)
+
+
+def test_predict_takes_the_backend_from_the_model_file(checkpoint, exported, face_video, capsys):
+    from dflib.prediction import backend_for
+
+    assert main(["predict", str(face_video), "--checkpoint", str(exported["model"]), "--json", "--device", "cpu"]) == 0
+    assert "p_fake" in json.loads(capsys.readouterr().out)
+    assert Predictor(exported["model"], device="cpu").backend == "onnx"
+    assert backend_for(exported["model"].parent) == "onnx" and backend_for(checkpoint) == "torch"
+    assert backend_for(exported["model"], "torch") == "torch"  # as asked
 
 
 def test_onnx_backend_given_a_checkpoint_says_how_to_export(checkpoint, face_video, capsys):

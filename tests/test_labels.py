@@ -159,6 +159,16 @@ def test_dfdc_parts_group_each_fake_with_its_original(tmp_path):
     assert {row.split for row in rows.values()} == {""}
 
 
+def test_dfdc_summary_says_a_person_can_sit_in_train_and_test(tmp_path, capsys):
+    write(tmp_path / "part_0" / "metadata.json", json.dumps({
+        "orig.mp4": {"label": "REAL", "split": "train", "original": None},
+        "fake1.mp4": {"label": "FAKE", "split": "train", "original": "orig.mp4"},
+    }))
+    assert main(["labels", str(tmp_path), "--format", "dfdc"]) == 0
+    assert ("warning: DFDC splits follow the original video, but one actor appears in many originals and "
+            "metadata.json does not say who: the same person can sit in train and test") in capsys.readouterr().out
+
+
 def test_dfdc_single_metadata_file_keeps_a_real_mix_of_splits(tmp_path):
     meta = write(tmp_path / "metadata.json", json.dumps({
         "a.mp4": {"label": "real", "split": "train"},

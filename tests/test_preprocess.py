@@ -293,3 +293,18 @@ def test_landmarks68_are_stored_in_the_crop_file_only_when_asked(videos, tmp_pat
                      ).landmarks68 is None
     with pytest.raises(ValueError, match="landmarks68 False -> True"):
         preprocess(config(videos, tmp_path / "plain", landmarks68=True), progress=False)
+
+
+def test_preprocess_refuses_videos_over_the_size_limits_with_the_reason(tmp_path, face_video):
+    import shutil
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(face_video, videos / "face.mp4")
+    cfg = PreprocessConfig(videos=str(videos), out=str(tmp_path / "out"), frames=12, min_frames=1,
+                           max_frame_pixels=320 * 240 - 1)
+    (row,) = preprocess(cfg, progress=False).rows
+    assert row.status == "failed" and row.reason.startswith("frames of 320x240 pixels, more than the limit")
+    cfg = PreprocessConfig(videos=str(videos), out=str(tmp_path / "out2"), frames=12, min_frames=1, max_video_frames=11)
+    (row,) = preprocess(cfg, progress=False).rows
+    assert row.status == "failed" and "frames, over the limit of 11 (max_video_frames)" in row.reason

@@ -222,3 +222,43 @@ def test_writing_the_same_frames_twice_gives_the_same_file(tmp_path):
     frames = render_pair("astronaut", 1, 0, 24, 320, 240).real.frames
     files = [write_video(tmp_path / f"clip{i}.mp4", frames).read_bytes() for i in range(4)]
     assert all(data == files[0] for data in files[1:])
+
+
+def _raw_h264(mp4, path):
+    """The same stream without a container: no frame count or duration in any header, only packets."""
+    import av
+
+    with av.open(str(mp4)) as source, av.open(str(path), "w", format="h264") as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    return path
+
+
+def test_a_video_with_too_many_frames_is_refused_before_decoding(tmp_path, numbered_video):
+    assert VideoReader(numbered_video, max_video_frames=24).n_frames == 24
+    with pytest.raises(VideoError, match=r"about 24 frames, over the limit of 23 \(max_video_frames\): refused "
+                                         "before decoding") as error:
+        VideoReader(numbered_video, max_video_frames=23)  # its header says 24 frames
+    assert str(numbered_video) in str(error.value)
+    # No header to go by: the packets are counted as they are read, and reading stops at the limit.
+    with pytest.raises(VideoError, match=r"at least 24 frames, over the limit of 23"):
+        VideoReader(_raw_h264(numbered_video, tmp_path / "numbered.h264"), max_video_frames=23)
+
+
+def test_huge_frames_are_refused_before_decoding(huge_frame_video, numbered_video):
+    with pytest.raises(VideoError, match=r"frames of 8192x8192 pixels, more than the limit of 16,777,216 pixels "
+                                         r"\(max_frame_pixels\): refused before decoding"):
+        VideoReader(huge_frame_video)  # the default limit
+    assert VideoReader(numbered_video, max_frame_pixels=64 * 48).n_frames == 24
+    with pytest.raises(VideoError, match="frames of 64x48 pixels"):
+        VideoReader(numbered_video, max_frame_pixels=64 * 48 - 1)
+
+
+def test_an_image_ffmpeg_cannot_decode_is_not_a_video(tmp_path):
+    svg = tmp_path / "drawing.mp4"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="9" height="9"/></svg>')
+    with pytest.raises(VideoError, match=r"not a video \(FFmpeg reads it as svg_pipe, which it cannot decode\)"):
+        VideoReader(svg)

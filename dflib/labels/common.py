@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
+from dflib.image import is_image
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 SPLIT_NAMES = ("train", "val", "test")
 CSV_COLUMNS = ("filename", "label", "group", "source", "split", "compression")
@@ -111,7 +113,8 @@ def walk_files(root: Path) -> Iterator[tuple[str, list[str]]]:
 
 
 def find_videos(videos_dir: str | os.PathLike) -> list[str]:
-    """Every video below ``videos_dir``, as sorted relative posix paths."""
+    """Every video and photo below ``videos_dir`` (a photo is a clip of one frame), as sorted
+    relative posix paths."""
     root = Path(videos_dir)
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: videos folder does not exist or is not a folder")
@@ -119,7 +122,7 @@ def find_videos(videos_dir: str | os.PathLike) -> list[str]:
         name if folder == "." else f"{folder}/{name}"
         for folder, names in walk_files(root)
         for name in names
-        if is_video(name)
+        if is_video(name) or is_image(name)
     )
 
 

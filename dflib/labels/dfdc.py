@@ -29,6 +29,9 @@ from dflib.labels.common import (
 
 NAME = "dfdc"
 SOURCE = "DFDC"
+PERSON_WARNING = ("DFDC splits follow the original video, but one actor appears in many originals and "
+                  "metadata.json does not say who: the same person can sit in train and test, which flatters "
+                  "test scores")
 NAME_RULE = "ten lower-case letters (aaqaifqrwn.mp4): no relation in the name; its own group unless a metadata.json gives its original"
 _METADATA = "metadata.json"
 _TEST_LABELS = "labels.csv"
@@ -96,7 +99,10 @@ def read(source: Path) -> Reading:
     notes = [f"DFDC: {len(metadata)} metadata.json file(s); each fake is grouped with its original video"]
     if tests:
         notes.append(f"DFDC public test set: {len(test_rows)} videos from {', '.join(str(p) for p in tests)} are the test split")
-    return Reading(rows + test_rows, notes)
+    # The metadata names each fake's original video but not who is in it, and DFDC's actors each
+    # appear in many originals: groups by original keep a video and its fakes together, not a person.
+    warnings = [PERSON_WARNING] if rows else []
+    return Reading(rows + test_rows, notes, warnings)
 
 
 def originals(metadata: list[Path]) -> dict[str, str]:
