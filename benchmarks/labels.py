@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from dflib.config import TrainConfig
-from dflib.labels import label_report, read_labels
+from dflib.labelreport import label_report
+from dflib.labels import read_labels
 
 PARTS = 50
 FAKES_PER_REAL = 5  # DFDC: about 100,000 fakes of 19,154 real videos

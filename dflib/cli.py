@@ -88,7 +88,8 @@ def _cmd_preprocess(args) -> int:
 
 
 def _cmd_labels(args) -> int:
-    from dflib.labels import label_report, write_labels_csv
+    from dflib.labelreport import label_report
+    from dflib.labels import write_labels_csv
 
     if args.plain and args.assign_splits:
         raise ValueError("--plain writes only filename,label: it cannot hold the split that --assign-splits makes")

@@ -18,10 +18,9 @@ from dflib.labels import (
     read_dataset,
     read_labels,
     select_compression,
-    summarize,
-    summary_frame,
     write_labels_csv,
 )
+from dflib.labelreport import summarize, summary_frame
 from dflib.preprocess import preprocess
 from dflib.synthetic import noise_frames, write_video
 
@@ -368,8 +367,9 @@ def test_unknown_layout_format_and_path_are_errors(tmp_path):
 
 
 def test_find_videos_any_extension_case_sorted_and_hidden_skipped(tmp_path):
-    touch(tmp_path, "b/x.MKV", "a.mp4", "c.AVI", ".hidden/d.mp4", "._e.mp4", "f.jpg")
-    assert find_videos(tmp_path) == ["a.mp4", "b/x.MKV", "c.AVI"]
+    # Photos are one-frame clips; other files are not media.
+    touch(tmp_path, "b/x.MKV", "a.mp4", "c.AVI", ".hidden/d.mp4", "._e.mp4", "f.jpg", "g.txt", "h.PNG")
+    assert find_videos(tmp_path) == ["a.mp4", "b/x.MKV", "c.AVI", "f.jpg", "h.PNG"]
     with pytest.raises(NotADirectoryError, match="absent"):
         find_videos(tmp_path / "absent")
 

@@ -10,7 +10,8 @@ from pathlib import PurePosixPath
 import pytest
 
 from dflib.cli import main
-from dflib.labels import label_report, read_labels
+from dflib.labelreport import label_report
+from dflib.labels import read_labels
 from dflib.splits import plan_splits
 from public_datasets import (
     FF_METHODS,

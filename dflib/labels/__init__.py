@@ -28,11 +28,9 @@ from dflib.labels.registry import (
     read_labels,
     select_compression,
 )
-from dflib.labels.report import LabelReport, label_report, split_table, summarize, summary_frame
 
 __all__ = [
-    "CSV_COLUMNS", "LABEL_FORMATS", "SPLIT_NAMES", "VIDEO_EXTENSIONS", "LabelError", "LabelReport", "LabelRow",
-    "NameInfo", "detect_label_formats", "find_videos", "is_video", "label_report", "list_label_formats",
-    "match_videos", "name_info", "read_dataset", "read_labels", "select_compression", "split_table", "summarize",
-    "summary_frame", "write_labels_csv",
+    "CSV_COLUMNS", "LABEL_FORMATS", "SPLIT_NAMES", "VIDEO_EXTENSIONS", "LabelError", "LabelRow",
+    "NameInfo", "detect_label_formats", "find_videos", "is_video", "list_label_formats",
+    "match_videos", "name_info", "read_dataset", "read_labels", "select_compression", "write_labels_csv",
 ]

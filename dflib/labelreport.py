@@ -88,7 +88,7 @@ def label_report(
         report.rows, report.missing, unlabeled = match_videos(rows, check)
         other_names = {row.filename for row in others}
         report.unlabeled = [name for name in unlabeled if name not in other_names]
-    from dflib.splits import overlap_with_test, plan_splits, split_options  # dflib.splits imports dflib.labels
+    from dflib.splits import overlap_with_test, plan_splits, split_options
 
     report.overlap = overlap_with_test(report.rows)
     if split_config is not None:
