@@ -95,9 +95,12 @@ def _check_container(path: Path) -> None:
 DEFAULT_THRESHOLD = 0.5
 
 
-def stored_threshold(ckpt: dict) -> float:
-    """The decision threshold a checkpoint was calibrated with (the shipped detector's flags at most 5%
-    of REAL validation videos); 0.5 for one that stores none."""
+def decision_threshold(ckpt: dict, given: float | None = None) -> float:
+    """``given`` where one is (None or negative: none, as the configs' default says), else the
+    threshold the checkpoint was calibrated with (the shipped detector's flags at most 5% of REAL
+    validation videos), else 0.5. Prediction and evaluation both decide with it."""
+    if given is not None and given >= 0:
+        return float(given)
     return float(ckpt.get("threshold", DEFAULT_THRESHOLD))
 
 

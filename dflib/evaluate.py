@@ -82,7 +82,7 @@ def evaluate(checkpoint, data: str | os.PathLike, split: str = "test", out: str 
     empty for the detector that ships with dflib; ``threshold`` None (or negative) is the one stored
     in the checkpoint, as in ``dflib predict``; ``all_tracks`` as ``dflib predict --all-tracks``.
     """
-    from dflib.checkpoint import load_model, stored_threshold
+    from dflib.checkpoint import decision_threshold, load_model
     from dflib.pretrained import shipped_detector_file
     from dflib.data import VideoClipDataset, read_manifest
     from dflib.prediction import scored_tracks, track_policy
@@ -97,8 +97,7 @@ def evaluate(checkpoint, data: str | os.PathLike, split: str = "test", out: str 
         model = model.to(torch_device).eval()
     else:
         model, ckpt = load_model(checkpoint or shipped_detector_file(), torch_device)
-    if threshold is None or threshold < 0:
-        threshold = stored_threshold(ckpt)
+    threshold = decision_threshold(ckpt, threshold)
     rows = read_manifest(data)
     splits = ckpt.get("splits") or {}
     notes = []

@@ -45,11 +45,11 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> n
                                        f"(more than {max_pixels:,}); not decoded")
             upright = ImageOps.exif_transpose(image)
             return np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
+    except VideoError:
+        raise
     except UnidentifiedImageError as error:
         raise VideoError(path, "not a readable image (unknown or corrupt format)") from error
     except (OSError, SyntaxError, ValueError) as error:
-        if isinstance(error, VideoError):
-            raise
         raise VideoError(path, f"corrupt image ({error})") from error
     finally:
         Image.MAX_IMAGE_PIXELS = limit

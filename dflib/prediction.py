@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dflib.checkpoint import stored_threshold
+from dflib.checkpoint import decision_threshold
 from dflib.config import PreprocessConfig, from_dict
 from dflib.cropfile import FaceClip
 from dflib.io import atomic_write_text, printable_path
@@ -183,7 +183,7 @@ class Predictor:
             if not checkpoint.is_file():
                 raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
             self.model, self.ckpt = load_model(checkpoint, self.device)
-        self.threshold = stored_threshold(self.ckpt) if threshold is None or threshold < 0 else float(threshold)
+        self.threshold = decision_threshold(self.ckpt, threshold)
         self.name = self.ckpt.get("detector") or (str(checkpoint) if not isinstance(checkpoint, (tuple, list)) else "")
         self.frames, self.size = int(self.ckpt["frames"]), int(self.ckpt["size"])
         self.fake_index = int(self.ckpt["label_map"]["FAKE"])

@@ -115,9 +115,10 @@ def _device(name: str, proc: _Process) -> torch.device:
 
 def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     cfg, run_dir, ckpt = _open_run(cfg, resume)
-    if cfg.init and ckpt is None:
+    initial = load_model(cfg.init) if cfg.init and ckpt is None else None
+    if initial is not None:
         # The run trains the model it starts from: its config is the one recorded.
-        cfg = dataclasses.replace(cfg, model=from_dict(ModelConfig, load_checkpoint(cfg.init)["model_config"]))
+        cfg = dataclasses.replace(cfg, model=from_dict(ModelConfig, initial[1]["model_config"]))
     if proc.main:
         clean_partial_files(run_dir, RUN_FILES)  # half-written temporaries of a run killed while saving
     data_dir = Path(cfg.data)
@@ -137,9 +138,8 @@ def _train(cfg, resume, progress, on_epoch_end, proc: _Process) -> dict:
     # Each process validates its own share, without the padding DistributedSampler would add.
     val_loader = DataLoader(Subset(val_set, range(proc.rank, len(val_set), proc.world)), **loader_options)
 
-    if ckpt is None and cfg.init:
-        model, _ = load_model(cfg.init)
-        model.train()
+    if initial is not None:
+        model = initial[0].train()
     elif ckpt is None:
         model = model_from_config(cfg.model)
     else:
@@ -330,8 +330,8 @@ def _datasets(rows, splits, cfg: TrainConfig, device, proc: _Process, show: bool
     if 0 < cfg.photo_share < 1:
         sampler = WeightedDistributedSampler(train_set, photo_share_weights(train_rows, cfg.photo_share),
                                              proc.world, proc.rank, seed=cfg.seed)
-        return train_set, val_set, sampler, weights.to(device) if cfg.balance == "loss_weights" else None
-    sampler = DistributedSampler(train_set, proc.world, proc.rank, shuffle=True, seed=cfg.seed)
+    else:
+        sampler = DistributedSampler(train_set, proc.world, proc.rank, shuffle=True, seed=cfg.seed)
     return train_set, val_set, sampler, weights.to(device) if cfg.balance == "loss_weights" else None
 
 

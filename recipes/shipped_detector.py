@@ -201,8 +201,7 @@ def _sha256(path: Path) -> str:
 def ship(checkpoint: Path, threshold: dict, out: Path, files: list[dict], crops: Path, report: dict) -> Path:
     ckpt = load_checkpoint(checkpoint)
     ckpt["model_state"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model_state"].items()}
-    ckpt.update(threshold=threshold["threshold"], threshold_basis=threshold, detector=DEFAULT_DETECTOR,
-                history=ckpt["history"])
+    ckpt.update(threshold=threshold["threshold"], threshold_basis=threshold, detector=DEFAULT_DETECTOR)
     target = save_checkpoint(ckpt, detector_file(DEFAULT_DETECTOR))
     RECORD.mkdir(exist_ok=True)
     splits = ckpt["splits"]
